@@ -11,7 +11,12 @@
 //! channels are `(u, v)`; vorticity `ω = ∂v/∂x − ∂u/∂y`; streamfunction `u = ∂ψ/∂y`,
 //! `v = −∂ψ/∂x`, `Δψ = −ω`.
 
+pub mod darcy;
 pub mod error;
+pub mod grid;
+pub mod operators;
 pub mod rng;
 
 pub use error::{PdeError, Result};
+pub use grid::Grid2d;
+pub use num_complex::Complex64;
