@@ -211,12 +211,14 @@ impl Grid2d {
     }
 
     /// The 2/3-rule dealiasing mask (1 kept, 0 removed) in spectral layout: a mode is kept when
-    /// `|mx| ≤ nx/3` and `|my| ≤ ny/3` (integer mode numbers), as in the FNO data generator.
+    /// `3|mx| < nx` and `3|my| < ny` (integer mode numbers). This is the FNO data generator's mask
+    /// whenever n is not a multiple of 3; the strict inequality keeps quadratic products free of
+    /// aliasing for every n.
     pub fn dealias_mask(&self) -> Array2<f64> {
         let (nx, ny) = (self.nx, self.ny);
         Array2::from_shape_fn(self.spectral_shape().f(), |(i, j)| {
             let my = signed_index(i, ny).unsigned_abs();
-            if 3 * j <= nx && 3 * my <= ny { 1.0 } else { 0.0 }
+            if 3 * j < nx && 3 * my < ny { 1.0 } else { 0.0 }
         })
     }
 

@@ -14,8 +14,11 @@
 pub mod darcy;
 pub mod error;
 pub mod grid;
+pub mod leray;
 pub mod operators;
+pub mod resample;
 pub mod rng;
+pub mod spectrum;
 
 pub use error::{PdeError, Result};
 pub use grid::Grid2d;
