@@ -14,9 +14,13 @@
 pub mod darcy;
 pub mod error;
 pub mod grid;
+pub mod kolmogorov;
 pub mod leray;
+pub mod navier_stokes;
 pub mod operators;
+pub mod random;
 pub mod resample;
+pub mod residuals;
 pub mod rng;
 pub mod spectrum;
 
