@@ -16,7 +16,7 @@
 //! [`TimeStepper`] is the small trait every time stepper implements, and [`integrate`] the one
 //! loop that drives any of them to a list of snapshot times.
 
-use ndarray::{Array2, Array3, ArrayView2, Zip, s};
+use ndarray::{Array2, Array3, Array4, ArrayView2, Axis, Zip, s};
 use num_complex::Complex64;
 
 use crate::error::{PdeError, Result, ensure_finite};
@@ -457,6 +457,37 @@ impl TimeStepper for NavierStokes2d {
     }
 }
 
+/// Snapshots of a run: vorticity `(T, ny, nx)` and optionally velocity `(T, 2, ny, nx)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    /// Snapshot times.
+    pub times: Vec<f64>,
+    /// Vorticity at each time.
+    pub vorticity: Array3<f64>,
+    /// Velocity at each time, when requested.
+    pub velocity: Option<Array4<f64>>,
+}
+
+/// Integrates `solver` through `times`, recording the vorticity (and the velocity when
+/// `with_velocity`) at each.
+///
+/// # Errors
+/// As [`integrate`].
+pub fn record(solver: &mut NavierStokes2d, times: &[f64], with_velocity: bool) -> Result<Trajectory> {
+    let (ny, nx) = solver.grid().shape();
+    let mut vorticity = Array3::zeros((times.len(), ny, nx));
+    let mut velocity = with_velocity.then(|| Array4::zeros((times.len(), 2, ny, nx)));
+    integrate(solver, times, |s, i| {
+        let w = s.vorticity()?;
+        if let Some(v) = velocity.as_mut() {
+            v.index_axis_mut(Axis(0), i).assign(&velocity_from_vorticity(s.grid(), w.view())?);
+        }
+        vorticity.index_axis_mut(Axis(0), i).assign(&w);
+        Ok(())
+    })?;
+    Ok(Trajectory { times: times.to_vec(), vorticity, velocity })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -588,6 +619,25 @@ mod tests {
         .unwrap();
         assert!((seen[0] - 0.05).abs() < 1e-12 && (seen[1] - 0.1).abs() < 1e-12);
         assert!(steps >= (0.1 / dt0) as usize);
+    }
+
+    #[test]
+    fn record_returns_consistent_vorticity_and_velocity_snapshots() {
+        let g = Grid2d::square(32, 2.0 * PI).unwrap();
+        let params = NsParams { viscosity: 0.01, dt: 5e-3, scheme: Scheme::CnRk3, forcing: Forcing::None, ..NsParams::default() };
+        let mut ns = NavierStokes2d::new(g.clone(), params, smooth_vorticity(&g).view()).unwrap();
+        let traj = record(&mut ns, &[0.0, 0.1, 0.2], true).unwrap();
+        let vel = traj.velocity.as_ref().unwrap();
+        assert_eq!(traj.vorticity.shape(), &[3, 32, 32]);
+        assert_eq!(vel.shape(), &[3, 2, 32, 32]);
+        assert_eq!(traj.vorticity.index_axis(Axis(0), 2), ns.vorticity().unwrap());
+        for t in 0..3 {
+            let w = crate::operators::vorticity(&g, vel.index_axis(Axis(0), t)).unwrap();
+            let diff = (&w - &traj.vorticity.index_axis(Axis(0), t)).iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            assert!(diff < 1e-12 * max_abs(&w), "snapshot {t}: {diff:e}");
+            let div = crate::operators::divergence(&g, vel.index_axis(Axis(0), t)).unwrap();
+            assert!(max_abs(&div) < 1e-12 * max_abs(&w));
+        }
     }
 
     #[test]
