@@ -27,5 +27,15 @@ fn leray(c: &mut Criterion) {
     c.bench_function("leray/64x256", |b| b.iter(|| leray_batch(&grid, fields.view_mut())));
 }
 
-criterion_group!(benches, ns_step, leray);
+fn fft(c: &mut Criterion) {
+    let n = 256;
+    let Ok(grid) = Grid2d::square(n, 1.0) else { return };
+    let f = grid.field_from_fn(|x, y| (2.0 * PI * x).sin() * (4.0 * PI * y).cos());
+    let mut spec = grid.spectral_zeros();
+    let mut back = f.clone();
+    c.bench_function("fft_forward/256", |b| b.iter(|| grid.forward(f.view(), spec.view_mut())));
+    c.bench_function("fft_inverse/256", |b| b.iter(|| grid.inverse(spec.view(), back.view_mut())));
+}
+
+criterion_group!(benches, ns_step, leray, fft);
 criterion_main!(benches);
