@@ -364,23 +364,11 @@ impl Grid2d {
         let v = take_buffer(self.ny * self.nkx());
         Array2::from_shape_vec(self.spectral_shape().f(), v).unwrap_or_else(|_| self.spectral_zeros())
     }
-
-    /// A field-shaped array (contents unspecified) from this thread's pool; hand it back with
-    /// [`recycle_field`].
-    pub(crate) fn pooled_field(&self) -> Array2<f64> {
-        let v = take_real(self.ny * self.nx);
-        Array2::from_shape_vec(self.shape(), v).unwrap_or_else(|_| Array2::zeros(self.shape()))
-    }
 }
 
 /// Returns an array from [`Grid2d::pooled_spectrum`] to this thread's pool.
 pub(crate) fn recycle_spectrum(a: Array2<Complex64>) {
     give_buffer(a.into_raw_vec_and_offset().0);
-}
-
-/// Returns an array from [`Grid2d::pooled_field`] to this thread's pool.
-pub(crate) fn recycle_field(a: Array2<f64>) {
-    give_real(a.into_raw_vec_and_offset().0);
 }
 
 /// Signed mode number of FFT index `i` of `n`: `0, 1, …, n/2 − 1, −n/2, …, −1`.

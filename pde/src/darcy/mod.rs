@@ -43,7 +43,7 @@ mod coefficients;
 mod solve;
 
 pub use coefficients::{FnoCoefficient, Forcing, PdebenchCoefficient};
-pub use solve::{DarcySolver, DarcySolverParams};
+pub use solve::{DarcySolver, DarcySolverParams, FillOrdering};
 
 use std::borrow::Cow;
 
@@ -222,12 +222,7 @@ impl DarcyOperator {
     ///
     /// # Errors
     /// As [`apply`](Self::apply), and [`PdeError::Shape`] / [`PdeError::NonFinite`] naming `da`.
-    pub fn apply_da(
-        &self,
-        a: ArrayView2<f64>,
-        u: ArrayView2<f64>,
-        da: ArrayView2<f64>,
-    ) -> Result<Array2<f64>> {
+    pub fn apply_da(&self, a: ArrayView2<f64>, u: ArrayView2<f64>, da: ArrayView2<f64>) -> Result<Array2<f64>> {
         self.check_coefficient(a)?;
         self.check_field("u", u)?;
         self.check_field("da", da)?;
@@ -299,12 +294,7 @@ impl DarcyOperator {
     ///
     /// # Errors
     /// As [`apply`](Self::apply), and [`PdeError::Shape`] / [`PdeError::NonFinite`] naming `f`.
-    pub fn residual(
-        &self,
-        a: ArrayView2<f64>,
-        u: ArrayView2<f64>,
-        f: ArrayView2<f64>,
-    ) -> Result<Array2<f64>> {
+    pub fn residual(&self, a: ArrayView2<f64>, u: ArrayView2<f64>, f: ArrayView2<f64>) -> Result<Array2<f64>> {
         self.check_field("f", f)?;
         let mut r = self.apply(a, u)?;
         let s = self.s;
@@ -326,12 +316,7 @@ impl DarcyOperator {
     ///
     /// # Errors
     /// As [`residual`](Self::residual).
-    pub fn relative_residual(
-        &self,
-        a: ArrayView2<f64>,
-        u: ArrayView2<f64>,
-        f: ArrayView2<f64>,
-    ) -> Result<f64> {
+    pub fn relative_residual(&self, a: ArrayView2<f64>, u: ArrayView2<f64>, f: ArrayView2<f64>) -> Result<f64> {
         Ok(self.residual_summary(a, u, f)?.relative)
     }
 
@@ -370,12 +355,7 @@ impl DarcyOperator {
             .indexed_iter()
             .filter(|((i, j), _)| *i == 0 || *j == 0 || *i == s - 1 || *j == s - 1)
             .fold(0.0_f64, |m, (_, v)| m.max(v.abs()));
-        Ok(DarcyResidual {
-            norm,
-            scale,
-            relative,
-            boundary_max,
-        })
+        Ok(DarcyResidual { norm, scale, relative, boundary_max })
     }
 
     /// Face coefficients `[a_e, a_w, a_n, a_s]` of interior node `k` (flat index).
@@ -499,10 +479,7 @@ mod tests {
                 let ay = op.apply(a.view(), y.view()).unwrap();
                 let (lhs, rhs) = (dot(&ax, &y), dot(&x, &ay));
                 let scale = (dot(&ax, &ax) * dot(&y, &y)).sqrt();
-                assert!(
-                    (lhs - rhs).abs() <= 1e-12 * scale,
-                    "{face:?}: {lhs} vs {rhs}"
-                );
+                assert!((lhs - rhs).abs() <= 1e-12 * scale, "{face:?}: {lhs} vs {rhs}");
                 assert!(dot(&ax, &x) > 0.0);
             }
         }
@@ -555,10 +532,7 @@ mod tests {
                 let jtr = op.apply_da_transpose(a.view(), u.view(), r.view()).unwrap();
                 let (lhs, rhs) = (dot(&jda, &r), dot(&da, &jtr));
                 let scale = (dot(&jda, &jda) * dot(&r, &r)).sqrt();
-                assert!(
-                    (lhs - rhs).abs() <= 1e-12 * scale,
-                    "{face:?}: {lhs} vs {rhs}"
-                );
+                assert!((lhs - rhs).abs() <= 1e-12 * scale, "{face:?}: {lhs} vs {rhs}");
             }
         }
     }
@@ -587,9 +561,7 @@ mod tests {
         let u = normal_field(s, 9, 0);
         let jda = op.apply_da(a.view(), u.view(), da.view()).unwrap();
         let direct = op.apply(da.view(), u.view()).unwrap();
-        let err = (&jda - &direct)
-            .mapv(f64::abs)
-            .fold(0.0_f64, |m, v| m.max(*v));
+        let err = (&jda - &direct).mapv(f64::abs).fold(0.0_f64, |m, v| m.max(*v));
         assert!(err <= 1e-12 * direct.mapv(f64::abs).sum());
     }
 
@@ -608,35 +580,24 @@ mod tests {
         let r = op.residual(a.view(), u.view(), f.view()).unwrap();
         assert_eq!(r[[1, 4]], 32.0 - 1.0);
         assert_eq!(r[[0, 4]], 0.0);
-        let expected = ((48.0 + 31.0 * 31.0) as f64).sqrt() / 7.0;
+        let expected = (48.0_f64 + 31.0 * 31.0).sqrt() / 7.0;
         assert!((summary.relative - expected).abs() < 1e-14);
         // Zero forcing: normalised by ‖|A||u|‖, so a nonzero u is at most 1, u = 0 gives 0.
         let zero = Array2::zeros((s, s));
         let u = zero_boundary(normal_field(s, 10, 0));
-        let rel = op
-            .relative_residual(a.view(), u.view(), zero.view())
-            .unwrap();
+        let rel = op.relative_residual(a.view(), u.view(), zero.view()).unwrap();
         assert!(rel > 0.0 && rel <= 1.0, "{rel}");
-        assert_eq!(
-            op.relative_residual(a.view(), zero.view(), zero.view())
-                .unwrap(),
-            0.0
-        );
+        assert_eq!(op.relative_residual(a.view(), zero.view(), zero.view()).unwrap(), 0.0);
     }
 
     #[test]
     fn operator_rejects_bad_input() {
-        assert!(matches!(
-            DarcyOperator::new(2, FaceAverage::Arithmetic),
-            Err(PdeError::InvalidGrid(_))
-        ));
+        assert!(matches!(DarcyOperator::new(2, FaceAverage::Arithmetic), Err(PdeError::InvalidGrid(_))));
         let s = 6;
         let op = DarcyOperator::new(s, FaceAverage::Arithmetic).unwrap();
         let a = Array2::from_elem((s, s), 1.0);
         let u = Array2::zeros((s, s));
-        let err = op
-            .apply(a.view(), Array2::zeros((s, s + 1)).view())
-            .unwrap_err();
+        let err = op.apply(a.view(), Array2::zeros((s, s + 1)).view()).unwrap_err();
         assert!(matches!(err, PdeError::Shape { what: "u", .. }));
         let mut bad = a.clone();
         bad[[0, 0]] = 0.0;
@@ -645,13 +606,7 @@ mod tests {
         let mut bad = u.clone();
         bad[[2, 3]] = f64::INFINITY;
         let err = op.apply_da(a.view(), u.view(), bad.view()).unwrap_err();
-        assert!(matches!(
-            err,
-            PdeError::NonFinite {
-                what: "da",
-                index: 15
-            }
-        ));
+        assert!(matches!(err, PdeError::NonFinite { what: "da", index: 15 }));
         let err = op.residual(a.view(), u.view(), bad.view()).unwrap_err();
         assert!(matches!(err, PdeError::NonFinite { what: "f", .. }));
     }
