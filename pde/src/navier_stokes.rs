@@ -418,7 +418,7 @@ impl TimeStepper for NavierStokes2d {
 
     /// One step of the low-storage IMEX scheme (jax-cfd's `low_storage_runge_kutta_crank_nicolson`):
     /// for each stage k, `h ← N(ω) + βₖ h`, `μ = ½Δt(αₖ₊₁ − αₖ)`,
-    /// `ω ← (ω + γₖ Δt h + μ L ω) / (1 − μ L)`. With one stage (α = [0, 1], γ = [1]) this is the
+    /// `ω ← (ω + γₖ Δt h + μ L ω) / (1 − μ L)`. With one stage (`α = [0, 1]`, `γ = [1]`) this is the
     /// FNO scheme.
     fn update(&mut self, dt: f64) -> Result<()> {
         if !(dt > 0.0 && dt.is_finite()) {
