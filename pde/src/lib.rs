@@ -11,6 +11,7 @@
 //! channels are `(u, v)`; vorticity `ω = ∂v/∂x − ∂u/∂y`; streamfunction `u = ∂ψ/∂y`,
 //! `v = −∂ψ/∂x`, `Δψ = −ω`.
 
+pub mod constraints;
 pub mod darcy;
 pub mod error;
 pub mod grid;

@@ -45,8 +45,8 @@ pub enum GenerateError {
         reason: &'static str,
     },
     /// The sink (e.g. the file writer) failed.
-    #[error(transparent)]
-    Sink(#[from] Box<dyn std::error::Error + Send + Sync>),
+    #[error("writing the samples failed")]
+    Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Boundary conditions of the generated fields.
