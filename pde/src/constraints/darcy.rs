@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, Zip, s};
 
-use super::darcy_normal_equations::{NormalEquations, face_value};
+use super::darcy_normal_equations::NormalEquations;
 use super::gauss_newton::gauss_newton_with;
 use super::{Constraint, GaussNewtonParams, GnReport, check_direction, check_field, check_multiplier, max_abs};
 use crate::darcy::{DarcyOperator, DarcySolver, DarcySolverParams, FaceAverage};
@@ -222,7 +222,7 @@ impl DarcyPde {
         for_each_boundary(s, |i, j| {
             let mut acc = w[[i, j]];
             if let Some((p, q)) = interior_neighbour(s, i, j) {
-                acc -= face_value(face, a[[p, q]], a[[i, j]]) * w[[p, q]] * inv_h2;
+                acc -= face.value(a[[p, q]], a[[i, j]]) * w[[p, q]] * inv_h2;
             }
             out[[i, j]] = acc;
         });
@@ -506,27 +506,5 @@ mod tests {
             DarcyPde::new(op, Array2::from_elem((8, 8), f64::NAN)),
             Err(PdeError::NonFinite { what: "f", .. })
         ));
-    }
-
-    /// Timings of the pair projection (run with
-    /// `cargo test -p fieldflow-pde --release --lib constraints::darcy -- --ignored --nocapture`).
-    #[test]
-    #[ignore = "timing report, not a check"]
-    fn pair_projection_timing() {
-        for s in [33, 65, 129] {
-            let c = constraint(s, FaceAverage::Arithmetic, false);
-            let pair = random_pair(s, 10, 0.05);
-            let t = std::time::Instant::now();
-            let _ = c.project(pair.view()).unwrap();
-            let first = t.elapsed();
-            let mut best = std::time::Duration::MAX;
-            let mut report = None;
-            for _ in 0..5 {
-                let t = std::time::Instant::now();
-                report = Some(c.project_with(pair.view(), &GaussNewtonParams::default()).unwrap().1);
-                best = best.min(t.elapsed());
-            }
-            println!("s = {s}: first call (with symbolic analysis) {first:?}, then best of 5 {best:?}, {report:?}");
-        }
     }
 }

@@ -19,25 +19,6 @@ use ndarray::{Array1, Array3, ArrayView3, Axis};
 use crate::darcy::FaceAverage;
 use crate::error::{PdeError, Result};
 
-/// The face coefficient between nodal values `p` and `q` (as in [`crate::darcy`]).
-pub(super) fn face_value(face: FaceAverage, p: f64, q: f64) -> f64 {
-    match face {
-        FaceAverage::Arithmetic => 0.5 * (p + q),
-        FaceAverage::Harmonic => 2.0 * p * q / (p + q),
-    }
-}
-
-/// `(∂/∂p, ∂/∂q)` of [`face_value`].
-pub(super) fn face_gradient(face: FaceAverage, p: f64, q: f64) -> (f64, f64) {
-    match face {
-        FaceAverage::Arithmetic => (0.5, 0.5),
-        FaceAverage::Harmonic => {
-            let d = (p + q) * (p + q);
-            (2.0 * q * q / d, 2.0 * p * p / d)
-        }
-    }
-}
-
 /// The sparse Jacobian pattern of the pair constraint and the symbolic analysis of `J Jᵀ`, built
 /// once per grid size.
 ///
@@ -152,8 +133,8 @@ impl NormalEquations {
             row.fill(0.0);
             // Positions 0..5 are a at S, W, P, E, N; 5..10 are u at the same nodes.
             for (slot, q) in [(0, k - s), (1, k - 1), (3, k + 1), (4, k + s)] {
-                let af = face_value(face, a[k], a[q]);
-                let (gp, gq) = face_gradient(face, a[k], a[q]);
+                let af = face.value(a[k], a[q]);
+                let (gp, gq) = face.gradient(a[k], a[q]);
                 let du = (u[k] - u[q]) * inv_h2;
                 row[2] += gp * du;
                 row[slot] = gq * du;

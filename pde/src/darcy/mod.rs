@@ -65,7 +65,7 @@ pub enum FaceAverage {
 impl FaceAverage {
     /// The face coefficient between nodal values `p` and `q`.
     #[inline]
-    fn value(self, p: f64, q: f64) -> f64 {
+    pub(crate) fn value(self, p: f64, q: f64) -> f64 {
         match self {
             Self::Arithmetic => 0.5 * (p + q),
             Self::Harmonic => 2.0 * p * q / (p + q),
@@ -74,7 +74,7 @@ impl FaceAverage {
 
     /// The partial derivatives `(∂/∂p, ∂/∂q)` of [`value`](Self::value).
     #[inline]
-    fn gradient(self, p: f64, q: f64) -> (f64, f64) {
+    pub(crate) fn gradient(self, p: f64, q: f64) -> (f64, f64) {
         match self {
             Self::Arithmetic => (0.5, 0.5),
             Self::Harmonic => {
