@@ -6,7 +6,10 @@
 //! [`fieldflow_datasets`] (re-exported as [`datasets`]). This crate holds the job configs and the
 //! command-line program; flow matching on burn is added here as it lands.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod constraint;
 
 pub use fieldflow_datasets as datasets;
 pub use fieldflow_pde as pde;

@@ -1,6 +1,7 @@
 //! Job configs: one TOML file per job, every key known (unknown keys are errors with a
 //! suggestion), `--set section.key=value` overrides, and messages that name the file and key.
 
+pub mod datagen;
 pub mod load;
 
 pub use load::{ConfigError, Loaded, Source, from_str, load, out_of_range};

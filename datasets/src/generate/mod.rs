@@ -17,6 +17,7 @@ use ndarray::{Array3, Array4};
 use rayon::prelude::*;
 use thiserror::Error;
 
+pub use crate::metadata::Boundary;
 pub use darcy::{CoefficientFamily, DarcyGenerator, DarcyParams};
 pub use kolmogorov::{KolmogorovGenerator, KolmogorovParams};
 pub use ns2d::{Ns2dGenerator, Ns2dParams, NsOutput};
@@ -47,25 +48,6 @@ pub enum GenerateError {
     /// The sink (e.g. the file writer) failed.
     #[error("writing the samples failed")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Boundary conditions of the generated fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Boundary {
-    /// Periodic in both directions.
-    Periodic,
-    /// Dirichlet on the boundary nodes (grids include the boundary).
-    Dirichlet,
-}
-
-impl Boundary {
-    /// The name stored in files (`"periodic"` or `"dirichlet"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Boundary::Periodic => "periodic",
-            Boundary::Dirichlet => "dirichlet",
-        }
-    }
 }
 
 /// What a generator produces: enough to write a file's metadata before the first sample.

@@ -1,0 +1,98 @@
+//! Command-line options (clap derive), converted once into plain job descriptions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fieldflow: generate physical fields on grids with flow matching, with the physics enforced.
+#[derive(Debug, Parser)]
+#[command(name = "fieldflow", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a data set (Navier–Stokes, Kolmogorov or Darcy) into an HDF5 file.
+    Datagen(DatagenOpts),
+    /// Print a file's layout, attributes and per-channel statistics.
+    Info(InfoOpts),
+    /// Join shard files written by `datagen --shard` into one file.
+    Merge(MergeOpts),
+}
+
+/// Options of every config-driven job.
+#[derive(Debug, Clone, Args)]
+pub struct JobOpts {
+    /// The job's TOML config.
+    #[arg(long, short, value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Override a config key, e.g. `--set samples=8` or `--set ns2d.viscosity=1e-4`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the effective config and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `fieldflow datagen`.
+#[derive(Debug, Clone, Args)]
+pub struct DatagenOpts {
+    /// Config and overrides.
+    #[command(flatten)]
+    pub job: JobOpts,
+    /// Seed of the per-sample random streams (overrides `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output file (overrides `output.path`).
+    #[arg(long, short, value_name = "FILE.h5")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Generate only shard `i` of `n` (0-based), for cluster job arrays; the output name gets
+    /// `.shard-i-of-n` before its extension. Join the shards with `fieldflow merge`.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+}
+
+/// `fieldflow info`.
+#[derive(Debug, Clone, Args)]
+pub struct InfoOpts {
+    /// An HDF5 file (fieldflow's layout, PDEBench, FNO .mat v7.3).
+    pub file: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fieldflow merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeOpts {
+    /// The merged file.
+    #[arg(long, short, value_name = "FILE.h5")]
+    pub output: PathBuf,
+    /// Shard files, in order.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,51 @@
+//! One runner per subcommand, and the mapping of errors to exit codes.
+
+mod datagen;
+mod info;
+mod merge;
+mod progress;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+/// An error in what the user supplied (flag, config, file) that is not one of the library error
+/// types: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Whatever the subcommand reports, with context naming the file, key or flag.
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(threads) = cli.global.threads {
+        if threads == 0 {
+            return Err(BadInput("--threads must be at least 1".into()).into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot start {threads} worker threads: {e}"))?;
+    }
+    match cli.command {
+        Command::Datagen(opts) => datagen::run(&opts, &cli.global),
+        Command::Info(opts) => info::run(&opts),
+        Command::Merge(opts) => merge::run(&opts, &cli.global),
+    }
+}
+
+/// 2 when the error is the user's input at fault, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> i32 {
+    let bad_input = error.chain().any(|e| {
+        e.is::<BadInput>()
+            || e.is::<crate::config::ConfigError>()
+            || e.downcast_ref::<fieldflow_datasets::DatasetError>().is_some_and(|d| d.is_bad_input())
+            || matches!(
+                e.downcast_ref::<fieldflow_datasets::generate::GenerateError>(),
+                Some(fieldflow_datasets::generate::GenerateError::Parameters(_) | fieldflow_datasets::generate::GenerateError::Shard { .. })
+            )
+    });
+    if bad_input { 2 } else { 1 }
+}

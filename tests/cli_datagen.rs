@@ -1,0 +1,142 @@
+//! `fieldflow datagen`, `info` and `merge` through the real binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use fieldflow_datasets::FieldReader;
+use predicates::prelude::*;
+
+fn fieldflow() -> Command {
+    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
+}
+
+fn smoke_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke-datagen.toml")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn datagen_writes_a_file_with_sidecar_that_info_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("smoke.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(smoke_config())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote 4 samples"));
+    assert_eq!(files_in(dir.path()), ["smoke.h5", "smoke.xdmf"]);
+    let reader = FieldReader::open(&out).expect("readable output");
+    assert_eq!(reader.len(), 4);
+    assert_eq!(reader.sample_shape(), [3, 16, 16]);
+    assert_eq!(reader.metadata().channels, ["w", "u", "v"]);
+    assert_eq!(reader.time().map(<[f64]>::len), Some(2));
+    assert!(reader.metadata().config.contains("solve_resolution = 32"));
+    let info = fieldflow().arg("info").arg(&out).assert().success();
+    let text = String::from_utf8_lossy(&info.get_output().stdout).into_owned();
+    assert!(text.contains("/fields") && text.contains("navier_stokes"), "{text}");
+    let json = fieldflow().args(["info", "--json"]).arg(&out).assert().success();
+    let value: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).expect("valid JSON");
+    assert_eq!(value["samples"], 4);
+    assert_eq!(value["sample_shape"], serde_json::json!([3, 16, 16]));
+}
+
+#[test]
+fn sharded_runs_merge_into_the_unsharded_file_and_threads_do_not_matter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whole = dir.path().join("whole.h5");
+    let datagen = |out: &Path, extra: &[&str]| {
+        fieldflow()
+            .args(["datagen", "--quiet", "--config"])
+            .arg(smoke_config())
+            .arg("--output")
+            .arg(out)
+            .args(extra)
+            .assert()
+            .success();
+    };
+    datagen(&whole, &["--set", "samples=5"]);
+    let sharded = dir.path().join("part.h5");
+    datagen(&sharded, &["--set", "samples=5", "--shard", "0/2", "--threads", "1"]);
+    datagen(&sharded, &["--set", "samples=5", "--shard", "1/2"]);
+    let shards = [dir.path().join("part.shard-0-of-2.h5"), dir.path().join("part.shard-1-of-2.h5")];
+    assert_eq!(FieldReader::open(&shards[0]).expect("shard").len(), 2);
+    let merged = dir.path().join("merged.h5");
+    fieldflow().args(["merge", "--quiet", "-o"]).arg(&merged).args(&shards).assert().success();
+    let (a, b) = (FieldReader::open(&whole).expect("whole"), FieldReader::open(&merged).expect("merged"));
+    assert_eq!(a.len(), 5);
+    assert_eq!(a.read_range(0..5).expect("fields"), b.read_range(0..5).expect("fields"));
+    assert_eq!(a.read_coefficients_range(0..5).expect("c"), b.read_coefficients_range(0..5).expect("c"));
+    assert_eq!(a.read_trajectories_range(0..5).expect("t"), b.read_trajectories_range(0..5).expect("t"));
+    // Identical metadata, including the config text up to the output name.
+    let mut meta = b.metadata().clone();
+    meta.config = meta.config.replace("part.h5", "whole.h5");
+    assert_eq!(a.metadata(), &meta);
+    assert_eq!(a.fields_stats(), b.fields_stats());
+}
+
+#[test]
+fn dry_run_prints_the_effective_config_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x.h5");
+    fieldflow()
+        .args(["datagen", "--dry-run", "--set", "ns2d.viscosity=0.5", "--config"])
+        .arg(smoke_config())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("viscosity = 0.5").and(predicate::str::contains("[ns2d]")));
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn bad_input_exits_with_2_names_the_problem_and_leaves_no_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x.h5");
+    let bad_config = dir.path().join("bad.toml");
+    let base = std::fs::read_to_string(smoke_config()).expect("smoke config");
+    let cases: Vec<(String, Vec<String>, &str)> = vec![
+        (base.replace("viscosity = 1e-2", "viscositty = 1e-2"), vec![], "unknown key `ns2d.viscositty`"),
+        (base.clone(), vec!["--set".into(), "ns2d.dt=-1".into()], "`ns2d.dt` = -1"),
+        (base.clone(), vec!["--set".into(), "samples=\"many\"".into()], "`samples`"),
+        (base.clone(), vec!["--shard".into(), "3/2".into()], "invalid shard `3/2`"),
+        (base.replace("pde = \"ns2d\"", "pde = \"heat\""), vec![], "`pde`"),
+        (format!("{base}\n[darcy]\nresolution = 9\n"), vec![], "section [darcy] does not apply"),
+        ("samples = \n".into(), vec![], "is not valid TOML"),
+    ];
+    for (text, extra, message) in cases {
+        std::fs::write(&bad_config, text).expect("write config");
+        fieldflow()
+            .args(["datagen", "--quiet", "--config"])
+            .arg(&bad_config)
+            .arg("--output")
+            .arg(&out)
+            .args(&extra)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message).and(predicate::str::contains("bad.toml").or(predicate::str::contains("shard"))));
+        assert_eq!(files_in(dir.path()), ["bad.toml"], "no output for {message}");
+    }
+    // A missing config, an existing output without --force, and a non-HDF5 file for `info`.
+    fieldflow().args(["datagen", "--config", "/nonexistent.toml"]).assert().code(2).stderr(predicate::str::contains("/nonexistent.toml"));
+    std::fs::write(&out, b"not hdf5").expect("write");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(smoke_config())
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("use --force"));
+    fieldflow().arg("info").arg(&out).assert().code(2).stderr(predicate::str::contains("not an HDF5 file"));
+    fieldflow().args(["datagen", "--bogus"]).assert().code(2);
+}

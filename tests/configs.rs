@@ -1,0 +1,39 @@
+//! Every shipped config loads, validates and builds its job.
+
+use std::path::Path;
+
+use fieldflow::config::datagen::DatagenConfig;
+use fieldflow::config::load;
+
+/// The schema of each file in `configs/`; a new config must be added here.
+fn schema(name: &str) -> Option<&'static str> {
+    match name {
+        "ns2d.toml" | "ns2d-velocity.toml" | "kolmogorov.toml" | "darcy.toml" | "smoke-datagen.toml" => Some("datagen"),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_config_loads_validates_and_builds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("configs/ exists") {
+        let path = entry.expect("readable entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if !name.ends_with(".toml") {
+            continue;
+        }
+        match schema(&name) {
+            Some("datagen") => {
+                let loaded = load::<DatagenConfig>(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                loaded.value.validate(&loaded.source).unwrap_or_else(|e| panic!("{e}"));
+                // Building the generator checks every parameter the numerics care about; the
+                // expensive 256² NS config only builds its grids and samplers here.
+                loaded.value.generator().unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            _ => panic!("configs/{name} has no schema in tests/configs.rs"),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "expected the shipped configs, found {seen}");
+}
