@@ -55,8 +55,8 @@ def main():
     jx_leray = jax.jit(make_leray(jnp))
     u_j = jax.device_put(u)
 
-    bench("numpy", "leray/64x256", lambda: np_leray(u), repeats=15)
-    bench("jax", "leray/64x256", lambda: jx_leray(u_j).block_until_ready(), repeats=15)
+    bench("numpy", "leray/64x256", lambda: np_leray(u), repeats=30)
+    bench("jax", "leray/64x256", lambda: jx_leray(u_j).block_until_ready(), repeats=30)
 
     p_np, p_jx = np_leray(u), np.asarray(jx_leray(u_j))
     mean_kept = np.max(np.abs(p_np.mean(axis=(-2, -1)) - u.mean(axis=(-2, -1))))

@@ -65,8 +65,8 @@ def main():
     jx_step = jax.jit(make_step(jnp, ops))
     w_h_j = jnp.asarray(w_h)
 
-    bench("numpy", "ns_step/256", lambda: np_step(w_h), repeats=200, warmup=5)
-    bench("jax", "ns_step/256", lambda: jx_step(w_h_j).block_until_ready(), repeats=200, warmup=5)
+    bench("numpy", "ns_step/256", lambda: np_step(w_h), repeats=500, warmup=5)
+    bench("jax", "ns_step/256", lambda: jx_step(w_h_j).block_until_ready(), repeats=500, warmup=5)
 
     a, b = w_h, w_h_j
     for _ in range(10):

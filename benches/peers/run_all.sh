@@ -14,6 +14,7 @@ echo "# found OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 
 PY=.venv/bin/python
+awk '$1 > 0.5 { print "# WARNING: load average " $1 " > 0.5: another job is using the 2 cores, numbers will be noisy" }' /proc/loadavg
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 $PY - <<'PY'
 import jax, numpy, scipy, scipy.linalg, scipy.sparse.linalg, threadpoolctl
