@@ -24,7 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ndarray::{
-    Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, ShapeBuilder, Zip,
+    Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, ShapeBuilder, Zip, s,
 };
 use num_complex::Complex64;
 use rayon::prelude::*;
@@ -269,15 +269,36 @@ impl Grid2d {
         self.check_field("field", field.shape())?;
         self.check_spectrum("spectrum", out.shape())?;
         // `out.t()` is (nkx, ny); in the expected layout it is standard (row-major) contiguous.
+        self.forward_keeping(field, out, self.nkx());
+        Ok(())
+    }
+
+    /// Forward transform that computes only the x-wavenumber columns `0..keep` and sets the rest
+    /// to zero: a third fewer y-transforms when the result is about to be 2/3-dealiased.
+    ///
+    /// # Errors
+    /// [`PdeError::Shape`] on a shape mismatch.
+    pub fn forward_truncated(&self, field: ArrayView2<f64>, out: ArrayViewMut2<Complex64>, keep: usize) -> Result<()> {
+        self.check_field("field", field.shape())?;
+        self.check_spectrum("spectrum", out.shape())?;
+        self.forward_keeping(field, out, keep);
+        Ok(())
+    }
+
+    /// Number of x-wavenumber columns that the 2/3 rule keeps (see [`Grid2d::dealias_mask`]).
+    pub fn dealias_kx_count(&self) -> usize {
+        (self.nx - 1) / 3 + 1
+    }
+
+    fn forward_keeping(&self, field: ArrayView2<f64>, mut out: ArrayViewMut2<Complex64>, keep: usize) {
         let out_t = out.view_mut().reversed_axes();
         if out_t.is_standard_layout() {
-            self.forward_into_transposed(field, out_t);
+            self.forward_into_transposed(field, out_t, keep);
         } else {
             let mut tmp = self.spectral_zeros();
-            self.forward_into_transposed(field, tmp.view_mut().reversed_axes());
+            self.forward_into_transposed(field, tmp.view_mut().reversed_axes(), keep);
             out.assign(&tmp);
         }
-        Ok(())
     }
 
     /// Inverse transform `spec` (`(ny, nx/2+1)`) into `out` (`(ny, nx)`), dividing by `nx·ny`.
@@ -414,8 +435,9 @@ impl Grid2d {
     }
 
     /// Forward transform into `out_t`, the transposed spectrum `(nkx, ny)`, standard layout.
-    fn forward_into_transposed(&self, field: ArrayView2<f64>, mut out_t: ArrayViewMut2<Complex64>) {
+    fn forward_into_transposed(&self, field: ArrayView2<f64>, mut out_t: ArrayViewMut2<Complex64>, keep: usize) {
         let (nx, nkx) = (self.nx, self.nkx());
+        let keep = keep.min(nkx);
         let plans = &*self.plans;
         // Phase 1: real FFT of each row, written as columns of `out_t`, BLOCK rows at a time.
         let rows_block = |(rows, mut cols): (ArrayView2<f64>, ArrayViewMut2<Complex64>)| {
@@ -428,7 +450,7 @@ impl Grid2d {
                 // Lengths are right by construction; realfft only errors on wrong lengths.
                 let _ = plans.r2c.process_with_scratch(&mut line, &mut spec[r * nkx..(r + 1) * nkx], &mut scratch);
             }
-            for (k, mut col) in cols.outer_iter_mut().enumerate() {
+            for (k, mut col) in cols.outer_iter_mut().enumerate().take(keep) {
                 for (r, c) in col.iter_mut().enumerate() {
                     *c = spec[r * nkx + k];
                 }
@@ -444,8 +466,9 @@ impl Grid2d {
         } else {
             row_chunks.zip(col_chunks).for_each(rows_block);
         }
-        // Phase 2: complex FFT along y, contiguous lanes of length ny.
-        self.lanes_y(out_t, &plans.fft_y);
+        // Phase 2: complex FFT along y, contiguous lanes of length ny, for the kept columns.
+        self.lanes_y(out_t.slice_mut(s![..keep, ..]), &plans.fft_y);
+        out_t.slice_mut(s![keep.., ..]).fill(Complex64::new(0.0, 0.0));
     }
 
     /// Inverse transform from `spec_t` (transposed spectrum, standard layout; destroyed).

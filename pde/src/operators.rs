@@ -341,6 +341,30 @@ mod tests {
     }
 
     #[test]
+    fn truncated_forward_equals_the_dealiased_columns_of_the_full_transform() {
+        for g in grids() {
+            let f = g.field_from_fn(|x, y| (x * 5.1).sin() * (y * 2.3 + 0.4).cos().exp());
+            let full = g.fft(f.view()).unwrap();
+            let mut part = g.spectral_zeros();
+            let keep = g.dealias_kx_count();
+            g.forward_truncated(f.view(), part.view_mut(), keep).unwrap();
+            let mask = g.dealias_mask();
+            for ((i, j), c) in part.indexed_iter() {
+                if j < keep {
+                    assert_eq!(*c, full[[i, j]]);
+                } else {
+                    assert_eq!(*c, Complex64::new(0.0, 0.0));
+                }
+                // Every mode the mask keeps is computed.
+                if mask[[i, j]] > 0.0 {
+                    assert!(j < keep);
+                }
+            }
+            assert!(mask.column(keep - 1).iter().any(|&m| m > 0.0));
+        }
+    }
+
+    #[test]
     fn shape_errors_are_reported() {
         let g = Grid2d::square(16, 1.0).unwrap();
         let bad = Array2::<f64>::zeros((16, 8));
