@@ -61,5 +61,5 @@ pub use metadata::{Boundary, Dtype, FORMAT_VERSION, Grid, Metadata, created_by};
 pub use reader::{Batch, Batches, FieldReader};
 pub use source::{FieldSource, SourceFormat, open_source, open_source_as};
 pub use stats::{RunningStats, Stats};
-pub use writer::{FieldWriter, FileSpec, Written, WriterOptions};
+pub use writer::{FieldWriter, FileSpec, WriterOptions, Written};
 pub use xdmf::{MAX_TRAJECTORIES, sidecar_path, write_xdmf};

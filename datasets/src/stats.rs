@@ -1,9 +1,11 @@
 //! Per-channel normalisation statistics, accumulated while streaming.
 //!
-//! Each batch is reduced with two passes (mean, then `M2 = Σ (x - mean)²`), and batches are
-//! combined with Chan et al.'s pairwise update:
+//! Each sample is reduced with two passes (mean, then `M2 = Σ (x - mean)²`), and samples are
+//! combined in order with Chan et al.'s pairwise update:
 //! `δ = m_b - m_a`, `n = n_a + n_b`, `m = m_a + δ n_b / n`, `M2 = M2_a + M2_b + δ² n_a n_b / n`,
 //! which is as stable as a two-pass computation over the whole data and never holds it in memory.
+//! Because the merge goes sample by sample, the result does not depend on how the samples were
+//! batched: a file merged from shards stores the same bits as an unsharded run.
 //! The standard deviation is the population one (`ddof = 0`, numpy's default): `sqrt(M2 / n)`.
 //!
 //! Stored in native files as `/stats/<name>_mean`, `_std`, `_min`, `_max` (each `(C,)` float64)
@@ -150,12 +152,8 @@ impl RunningStats {
 impl Stats {
     /// Writes the statistics under `/stats` with the given name prefix.
     pub(crate) fn write(&self, file: &File, path: &Path, name: &str) -> Result<()> {
-        let group = if h5::exists(file, "stats") {
-            file.group("stats")
-        } else {
-            file.create_group("stats")
-        }
-        .map_err(|e| DatasetError::hdf5(path, "/stats", e))?;
+        let group = if h5::exists(file, "stats") { file.group("stats") } else { file.create_group("stats") }
+            .map_err(|e| DatasetError::hdf5(path, "/stats", e))?;
         for (suffix, values) in [("mean", &self.mean), ("std", &self.std), ("min", &self.min), ("max", &self.max)] {
             h5::write_f64_dataset(&group, path, &format!("{name}_{suffix}"), values)?;
         }
