@@ -10,6 +10,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod constraint;
+pub mod model;
+pub mod noise;
+pub mod path;
+pub mod sample;
 
 pub use fieldflow_datasets as datasets;
 pub use fieldflow_pde as pde;

@@ -15,8 +15,10 @@ fn smoke_config() -> PathBuf {
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -123,11 +125,18 @@ fn bad_input_exits_with_2_names_the_problem_and_leaves_no_output() {
             .args(&extra)
             .assert()
             .code(2)
-            .stderr(predicate::str::contains(message).and(predicate::str::contains("bad.toml").or(predicate::str::contains("shard"))));
+            .stderr(
+                predicate::str::contains(message)
+                    .and(predicate::str::contains("bad.toml").or(predicate::str::contains("shard"))),
+            );
         assert_eq!(files_in(dir.path()), ["bad.toml"], "no output for {message}");
     }
     // A missing config, an existing output without --force, and a non-HDF5 file for `info`.
-    fieldflow().args(["datagen", "--config", "/nonexistent.toml"]).assert().code(2).stderr(predicate::str::contains("/nonexistent.toml"));
+    fieldflow()
+        .args(["datagen", "--config", "/nonexistent.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent.toml"));
     std::fs::write(&out, b"not hdf5").expect("write");
     fieldflow()
         .args(["datagen", "--quiet", "--config"])

@@ -38,16 +38,19 @@ fn pair_projection(c: &mut Criterion) {
     let mut group = c.benchmark_group("darcy_pair_projection");
     group.sample_size(20).sampling_mode(SamplingMode::Flat);
     for s in [33, 65] {
-        let (Ok(op), Ok(a), Ok(f)) =
-            (DarcyOperator::new(s, FaceAverage::Arithmetic), FnoCoefficient::default().sample(s, 0, 0), Forcing::default().field(s))
-        else {
+        let (Ok(op), Ok(a), Ok(f)) = (
+            DarcyOperator::new(s, FaceAverage::Arithmetic),
+            FnoCoefficient::default().sample(s, 0, 0),
+            Forcing::default().field(s),
+        ) else {
             eprintln!("darcy_pair_projection/{s}: cannot build the inputs");
             continue;
         };
         let Ok(constraint) = DarcyPde::new(op, f) else { continue };
         let mut pair = Array3::zeros((2, s, s));
         pair.slice_mut(s![0, .., ..]).assign(&a);
-        pair.slice_mut(s![1, .., ..]).assign(&ndarray::Array2::from_shape_fn((s, s), |(i, j)| 0.05 * ((i * 7 + j * 3) as f64).sin()));
+        pair.slice_mut(s![1, .., ..])
+            .assign(&ndarray::Array2::from_shape_fn((s, s), |(i, j)| 0.05 * ((i * 7 + j * 3) as f64).sin()));
         group.bench_function(BenchmarkId::from_parameter(s), |b| b.iter(|| black_box(constraint.project(pair.view()))));
     }
     group.finish();

@@ -21,8 +21,9 @@ fn ns_step(c: &mut Criterion) {
 fn leray(c: &mut Criterion) {
     let (batch, n) = (64, 256);
     let Ok(grid) = Grid2d::square(n, 2.0 * PI) else { return };
-    let mut fields =
-        Array4::from_shape_fn((batch, 2, n, n), |(b, ch, i, j)| ((b * 31 + ch * 17 + i * 7 + j * 3) as f64 * 0.013).sin());
+    let mut fields = Array4::from_shape_fn((batch, 2, n, n), |(b, ch, i, j)| {
+        ((b * 31 + ch * 17 + i * 7 + j * 3) as f64 * 0.013).sin()
+    });
     // Re-projecting a projected field costs the same as the first projection: no reset needed.
     c.bench_function("leray/64x256", |b| b.iter(|| leray_batch(&grid, fields.view_mut())));
 }

@@ -95,9 +95,5 @@ pub fn ensure_finite<'a>(what: &'static str, data: impl IntoIterator<Item = &'a 
 /// # Errors
 /// [`PdeError::Shape`] naming `what`.
 pub fn ensure_shape(what: &'static str, expected: &[usize], got: &[usize]) -> Result<()> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(PdeError::Shape { what, expected: expected.to_vec(), got: got.to_vec() })
-    }
+    if expected == got { Ok(()) } else { Err(PdeError::Shape { what, expected: expected.to_vec(), got: got.to_vec() }) }
 }

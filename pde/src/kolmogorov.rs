@@ -32,7 +32,15 @@ pub struct Kolmogorov {
 
 impl Default for Kolmogorov {
     fn default() -> Self {
-        Self { wavenumber: 4, amplitude: 1.0, drag: 0.1, viscosity: 1e-3, cfl: 0.5, dt_max: 0.01, scheme: Scheme::CnRk3 }
+        Self {
+            wavenumber: 4,
+            amplitude: 1.0,
+            drag: 0.1,
+            viscosity: 1e-3,
+            cfl: 0.5,
+            dt_max: 0.01,
+            scheme: Scheme::CnRk3,
+        }
     }
 }
 

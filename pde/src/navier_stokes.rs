@@ -58,7 +58,11 @@ pub fn integrate<S: TimeStepper + ?Sized>(
         let start = stepper.time();
         let tol = 1e-12 * target.abs().max(1.0);
         if !target.is_finite() || target < start - tol {
-            return Err(PdeError::Parameter { name: "snapshot time", value: target, reason: "must be finite and not before the current time" });
+            return Err(PdeError::Parameter {
+                name: "snapshot time",
+                value: target,
+                reason: "must be finite and not before the current time",
+            });
         }
         if stepper.adaptive() {
             while target - stepper.time() > tol {
@@ -111,11 +115,21 @@ impl Scheme {
     fn coefficients(self) -> (&'static [f64], &'static [f64], &'static [f64]) {
         match self {
             Scheme::FnoEuler => (&[0.0, 1.0], &[0.0], &[1.0]),
-            Scheme::CnRk3 => (&[0.0, 1.0 / 3.0, 0.75, 1.0], &[0.0, -5.0 / 9.0, -153.0 / 128.0], &[1.0 / 3.0, 15.0 / 16.0, 8.0 / 15.0]),
+            Scheme::CnRk3 => (
+                &[0.0, 1.0 / 3.0, 0.75, 1.0],
+                &[0.0, -5.0 / 9.0, -153.0 / 128.0],
+                &[1.0 / 3.0, 15.0 / 16.0, 8.0 / 15.0],
+            ),
             Scheme::CnRk4 => (
                 &[0.0, 0.149_659_021_999_3, 0.370_400_957_364_4, 0.622_255_763_134_5, 0.958_282_130_674_8, 1.0],
                 &[0.0, -0.417_890_474_5, -1.192_151_694_643, -1.697_784_692_471, -1.514_183_444_257],
-                &[0.149_659_021_999_3, 0.379_210_312_999_9, 0.822_955_029_386_9, 0.699_450_455_948_8, 0.153_057_247_968_1],
+                &[
+                    0.149_659_021_999_3,
+                    0.379_210_312_999_9,
+                    0.822_955_029_386_9,
+                    0.699_450_455_948_8,
+                    0.153_057_247_968_1,
+                ],
             ),
         }
     }
@@ -153,7 +167,9 @@ impl Forcing {
         let tau = 2.0 * std::f64::consts::PI;
         Ok(match self {
             Forcing::None => Array2::zeros(grid.shape()),
-            Forcing::Fno { amplitude } => grid.field_from_fn(|x, y| amplitude * ((tau * (x + y)).sin() + (tau * (x + y)).cos())),
+            Forcing::Fno { amplitude } => {
+                grid.field_from_fn(|x, y| amplitude * ((tau * (x + y)).sin() + (tau * (x + y)).cos()))
+            }
             Forcing::Kolmogorov { wavenumber, amplitude } => {
                 let kappa = tau * f64::from(*wavenumber) / grid.ly();
                 grid.field_from_fn(|_, y| -amplitude * kappa * (kappa * y).cos())
@@ -196,7 +212,14 @@ pub struct NsParams {
 impl Default for NsParams {
     /// FNO's `NavierStokes_V1e-3` setting: ν = 1e-3, Δt = 1e-4, FNO forcing, FNO scheme.
     fn default() -> Self {
-        Self { viscosity: 1e-3, drag: 0.0, dt: 1e-4, scheme: Scheme::FnoEuler, forcing: Forcing::Fno { amplitude: 0.1 }, adaptive: None }
+        Self {
+            viscosity: 1e-3,
+            drag: 0.0,
+            dt: 1e-4,
+            scheme: Scheme::FnoEuler,
+            forcing: Forcing::Fno { amplitude: 0.1 },
+            adaptive: None,
+        }
     }
 }
 
@@ -215,7 +238,11 @@ impl NsParams {
         if let Some(a) = self.adaptive
             && !(a.cfl > 0.0 && a.cfl <= self.scheme.cfl_max() && a.dt_max > 0.0 && a.dt_max.is_finite())
         {
-            return Err(PdeError::Parameter { name: "cfl", value: a.cfl, reason: "must be in (0, cfl_max of the scheme] with a finite positive dt_max" });
+            return Err(PdeError::Parameter {
+                name: "cfl",
+                value: a.cfl,
+                reason: "must be in (0, cfl_max of the scheme] with a finite positive dt_max",
+            });
         }
         Ok(())
     }
@@ -347,14 +374,16 @@ impl NavierStokes2d {
                 .enumerate()
             {
                 let ikx = i * kx[j];
-                Zip::from(&mut cu).and(&mut cv).and(&mut cwx).and(&mut cwy).and(&w).and(&ik2).for_each(|u, v, wx, wy, &w, &ik2| {
-                    // ψ̂ = ω̂/|k|²; u = ∂ψ/∂y, v = −∂ψ/∂x.
-                    let psi = w * ik2;
-                    *wx = ikx * w;
-                    *v = -ikx * psi;
-                    *u = psi * Complex64::new(0.0, 1.0);
-                    *wy = w * Complex64::new(0.0, 1.0);
-                });
+                Zip::from(&mut cu).and(&mut cv).and(&mut cwx).and(&mut cwy).and(&w).and(&ik2).for_each(
+                    |u, v, wx, wy, &w, &ik2| {
+                        // ψ̂ = ω̂/|k|²; u = ∂ψ/∂y, v = −∂ψ/∂x.
+                        let psi = w * ik2;
+                        *wx = ikx * w;
+                        *v = -ikx * psi;
+                        *u = psi * Complex64::new(0.0, 1.0);
+                        *wy = w * Complex64::new(0.0, 1.0);
+                    },
+                );
                 // Multiply by ky per row (kept out of the 6-way zip above to stay within Zip's arity).
                 Zip::from(&mut cu).and(&mut cwy).and(ky).for_each(|u, wy, &ky| {
                     *u *= ky;
@@ -366,8 +395,14 @@ impl NavierStokes2d {
         let [s0, s1, s2, s3] = spec;
         let [p0, p1, p2, p3] = phys;
         let (r1, r2) = rayon::join(
-            || g.inverse_consuming(s0.view_mut(), p0.view_mut()).and_then(|_| g.inverse_consuming(s1.view_mut(), p1.view_mut())),
-            || g.inverse_consuming(s2.view_mut(), p2.view_mut()).and_then(|_| g.inverse_consuming(s3.view_mut(), p3.view_mut())),
+            || {
+                g.inverse_consuming(s0.view_mut(), p0.view_mut())
+                    .and_then(|_| g.inverse_consuming(s1.view_mut(), p1.view_mut()))
+            },
+            || {
+                g.inverse_consuming(s2.view_mut(), p2.view_mut())
+                    .and_then(|_| g.inverse_consuming(s3.view_mut(), p3.view_mut()))
+            },
         );
         r1?;
         r2?;
@@ -435,10 +470,12 @@ impl TimeStepper for NavierStokes2d {
                 }
                 let mu = 0.5 * dt * (alphas[k + 1] - alphas[k]);
                 let (beta, gdt) = (betas[k], gammas[k] * dt);
-                Zip::from(&mut w).and(&mut self.work.h).and(&self.work.explicit).and(&self.linear).for_each(|w, h, &n, &l| {
-                    *h = if k == 0 { n } else { n + *h * beta };
-                    *w = (*w * (1.0 + mu * l) + *h * gdt) / (1.0 - mu * l);
-                });
+                Zip::from(&mut w).and(&mut self.work.h).and(&self.work.explicit).and(&self.linear).for_each(
+                    |w, h, &n, &l| {
+                        *h = if k == 0 { n } else { n + *h * beta };
+                        *w = (*w * (1.0 + mu * l) + *h * gdt) / (1.0 - mu * l);
+                    },
+                );
             }
             Ok(())
         })();
@@ -531,7 +568,14 @@ mod tests {
     /// Final vorticity after integrating to `t_end` with `n` steps.
     fn run(scheme: Scheme, nu: f64, n: usize, t_end: f64) -> Array2<f64> {
         let g = Grid2d::square(32, 2.0 * PI).unwrap();
-        let params = NsParams { viscosity: nu, dt: t_end / n as f64, scheme, forcing: Forcing::Kolmogorov { wavenumber: 2, amplitude: 1.0 }, drag: 0.1, adaptive: None };
+        let params = NsParams {
+            viscosity: nu,
+            dt: t_end / n as f64,
+            scheme,
+            forcing: Forcing::Kolmogorov { wavenumber: 2, amplitude: 1.0 },
+            drag: 0.1,
+            adaptive: None,
+        };
         let mut ns = NavierStokes2d::new(g.clone(), params, smooth_vorticity(&g).view()).unwrap();
         integrate(&mut ns, &[t_end], |_, _| Ok(())).unwrap();
         ns.vorticity().unwrap()
@@ -566,7 +610,8 @@ mod tests {
     fn inviscid_unforced_flow_conserves_energy_and_enstrophy() {
         let g = Grid2d::square(32, 2.0 * PI).unwrap();
         let w0 = smooth_vorticity(&g);
-        let params = NsParams { viscosity: 0.0, dt: 2e-3, scheme: Scheme::CnRk4, forcing: Forcing::None, ..NsParams::default() };
+        let params =
+            NsParams { viscosity: 0.0, dt: 2e-3, scheme: Scheme::CnRk4, forcing: Forcing::None, ..NsParams::default() };
         let mut ns = NavierStokes2d::new(g.clone(), params, w0.view()).unwrap();
         let e0 = kinetic_energy(&g, ns.velocity().unwrap().view()).unwrap();
         let z0 = enstrophy_of_vorticity(&g, w0.view()).unwrap();
@@ -585,7 +630,8 @@ mod tests {
         // dE/dt = −2ν Z − 2α E for unforced flow; integrate the right side by the trapezoid rule.
         let g = Grid2d::square(32, 2.0 * PI).unwrap();
         let (nu, drag) = (0.02, 0.05);
-        let params = NsParams { viscosity: nu, drag, dt: 1e-3, scheme: Scheme::CnRk4, forcing: Forcing::None, adaptive: None };
+        let params =
+            NsParams { viscosity: nu, drag, dt: 1e-3, scheme: Scheme::CnRk4, forcing: Forcing::None, adaptive: None };
         let mut ns = NavierStokes2d::new(g.clone(), params, smooth_vorticity(&g).view()).unwrap();
         let times: Vec<f64> = (0..=100).map(|i| i as f64 * 0.01).collect();
         let mut energy = Vec::new();
@@ -608,7 +654,12 @@ mod tests {
     fn adaptive_dt_follows_cfl_and_hits_snapshot_times() {
         let g = Grid2d::square(64, 1.0).unwrap();
         let w0 = g.field_from_fn(|x, y| 10.0 * (2.0 * PI * x).sin() * (2.0 * PI * 2.0 * y).cos());
-        let params = NsParams { dt: 1.0, adaptive: Some(AdaptiveDt { cfl: 0.4, dt_max: 0.01 }), scheme: Scheme::CnRk3, ..NsParams::default() };
+        let params = NsParams {
+            dt: 1.0,
+            adaptive: Some(AdaptiveDt { cfl: 0.4, dt_max: 0.01 }),
+            scheme: Scheme::CnRk3,
+            ..NsParams::default()
+        };
         let mut ns = NavierStokes2d::new(g, params, w0.view()).unwrap();
         let dt0 = ns.dt();
         assert!((ns.cfl(dt0) - 0.4).abs() < 1e-12 || (dt0 - 0.01).abs() < 1e-15);
@@ -625,7 +676,13 @@ mod tests {
     #[test]
     fn record_returns_consistent_vorticity_and_velocity_snapshots() {
         let g = Grid2d::square(32, 2.0 * PI).unwrap();
-        let params = NsParams { viscosity: 0.01, dt: 5e-3, scheme: Scheme::CnRk3, forcing: Forcing::None, ..NsParams::default() };
+        let params = NsParams {
+            viscosity: 0.01,
+            dt: 5e-3,
+            scheme: Scheme::CnRk3,
+            forcing: Forcing::None,
+            ..NsParams::default()
+        };
         let mut ns = NavierStokes2d::new(g.clone(), params, smooth_vorticity(&g).view()).unwrap();
         let traj = record(&mut ns, &[0.0, 0.1, 0.2], true).unwrap();
         let vel = traj.velocity.as_ref().unwrap();
@@ -652,11 +709,20 @@ mod tests {
         assert_eq!(ns.vorticity().unwrap(), before, "a rejected step leaves the state untouched");
         let mut nan = w.clone();
         nan[[3, 4]] = f64::NAN;
-        assert!(matches!(NavierStokes2d::new(g.clone(), NsParams::default(), nan.view()), Err(PdeError::NonFinite { .. })));
+        assert!(matches!(
+            NavierStokes2d::new(g.clone(), NsParams::default(), nan.view()),
+            Err(PdeError::NonFinite { .. })
+        ));
         let wrong = Array2::<f64>::zeros((32, 16));
-        assert!(matches!(NavierStokes2d::new(g.clone(), NsParams::default(), wrong.view()), Err(PdeError::Shape { .. })));
+        assert!(matches!(
+            NavierStokes2d::new(g.clone(), NsParams::default(), wrong.view()),
+            Err(PdeError::Shape { .. })
+        ));
         let negative = NsParams { viscosity: -1.0, ..NsParams::default() };
-        assert!(matches!(NavierStokes2d::new(g.clone(), negative, w.view()), Err(PdeError::Parameter { name: "viscosity", .. })));
+        assert!(matches!(
+            NavierStokes2d::new(g.clone(), negative, w.view()),
+            Err(PdeError::Parameter { name: "viscosity", .. })
+        ));
         let too_fast = NsParams { adaptive: Some(AdaptiveDt { cfl: 5.0, dt_max: 1.0 }), ..NsParams::default() };
         assert!(NavierStokes2d::new(g.clone(), too_fast, w.view()).is_err());
         let mut ok = NavierStokes2d::new(g, NsParams::default(), w.view()).unwrap();

@@ -135,7 +135,11 @@ impl VorticityRhs {
     /// [`PdeError::Parameter`] for a non-positive `dt`; shape / finiteness errors for the fields.
     pub fn residual(&self, w0: ArrayView2<f64>, w1: ArrayView2<f64>, dt: f64) -> Result<(Array2<f64>, Residual)> {
         if !(dt > 0.0 && dt.is_finite()) {
-            return Err(PdeError::Parameter { name: "dt", value: dt, reason: "snapshot spacing must be finite and positive" });
+            return Err(PdeError::Parameter {
+                name: "dt",
+                value: dt,
+                reason: "snapshot spacing must be finite and positive",
+            });
         }
         let rhs = (self.eval(w0)? + self.eval(w1)?) * 0.5;
         let dwdt = (&w1 - &w0) / dt;

@@ -146,7 +146,9 @@ mod tests {
     #[test]
     fn parseval_on_random_fields_rectangular_grid() {
         let g = Grid2d::new(40, 24, 2.0, 1.0).unwrap();
-        let f = Array4::from_shape_fn((3, 2, 24, 40), |(b, c, i, j)| (((b + 1) * (c + 2) * (i * 40 + j)) as f64 * 0.731).sin());
+        let f = Array4::from_shape_fn((3, 2, 24, 40), |(b, c, i, j)| {
+            (((b + 1) * (c + 2) * (i * 40 + j)) as f64 * 0.731).sin()
+        });
         let mean = mean_power_spectrum(&g, f.view()).unwrap();
         let direct = 0.5 * f.iter().map(|v| v * v).sum::<f64>() / (3.0 * 40.0 * 24.0);
         assert!((mean.total() - direct).abs() < 1e-13 * direct);

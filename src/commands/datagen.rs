@@ -80,7 +80,9 @@ pub fn run(opts: &DatagenOpts, global: &GlobalOpts) -> Result<()> {
         cfg.batch,
         |_, samples| {
             let (fields, coefficients, trajectories) = stack(&samples);
-            writer.append(fields.view(), coefficients.as_ref().map(|c| c.view())).map_err(|e| GenerateError::Sink(Box::new(e)))?;
+            writer
+                .append(fields.view(), coefficients.as_ref().map(|c| c.view()))
+                .map_err(|e| GenerateError::Sink(Box::new(e)))?;
             if let Some(t) = trajectories {
                 writer.append_trajectories(t.view()).map_err(|e| GenerateError::Sink(Box::new(e)))?;
             }

@@ -29,7 +29,8 @@ pub fn run(opts: &MergeOpts, global: &GlobalOpts) -> Result<()> {
     if let Some(time) = first.time() {
         spec = spec.with_time(time.to_vec());
     }
-    let mut writer = FieldWriter::create(&opts.output, spec, &WriterOptions { force: opts.force, ..WriterOptions::default() })?;
+    let mut writer =
+        FieldWriter::create(&opts.output, spec, &WriterOptions { force: opts.force, ..WriterOptions::default() })?;
     let total: usize = readers.iter().map(FieldReader::len).sum();
     let bar = progress::bar(total as u64, "merging", global.quiet);
     let chunk = 64;
@@ -38,8 +39,11 @@ pub fn run(opts: &MergeOpts, global: &GlobalOpts) -> Result<()> {
         while start < reader.len() {
             let end = (start + chunk).min(reader.len());
             let fields = reader.read_range(start..end)?;
-            let coefficients = if reader.has_coefficients() { Some(reader.read_coefficients_range(start..end)?) } else { None };
-            writer.append(fields.view(), coefficients.as_ref().map(|c| c.view())).with_context(|| format!("merging {}", path.display()))?;
+            let coefficients =
+                if reader.has_coefficients() { Some(reader.read_coefficients_range(start..end)?) } else { None };
+            writer
+                .append(fields.view(), coefficients.as_ref().map(|c| c.view()))
+                .with_context(|| format!("merging {}", path.display()))?;
             if reader.time().is_some() {
                 writer.append_trajectories(reader.read_trajectories_range(start..end)?.view())?;
             }

@@ -44,7 +44,10 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
             || e.downcast_ref::<fieldflow_datasets::DatasetError>().is_some_and(|d| d.is_bad_input())
             || matches!(
                 e.downcast_ref::<fieldflow_datasets::generate::GenerateError>(),
-                Some(fieldflow_datasets::generate::GenerateError::Parameters(_) | fieldflow_datasets::generate::GenerateError::Shard { .. })
+                Some(
+                    fieldflow_datasets::generate::GenerateError::Parameters(_)
+                        | fieldflow_datasets::generate::GenerateError::Shard { .. }
+                )
             )
     });
     if bad_input { 2 } else { 1 }

@@ -16,7 +16,8 @@
 use std::path::PathBuf;
 
 use fieldflow_datasets::generate::{
-    CoefficientFamily, DarcyParams, Generator, KolmogorovGenerator, KolmogorovParams, Ns2dGenerator, Ns2dParams, NsOutput,
+    CoefficientFamily, DarcyParams, Generator, KolmogorovGenerator, KolmogorovParams, Ns2dGenerator, Ns2dParams,
+    NsOutput,
 };
 use fieldflow_pde::darcy::{FnoCoefficient, Forcing as DarcyForcing, PdebenchCoefficient};
 use fieldflow_pde::kolmogorov::Kolmogorov;
@@ -251,7 +252,13 @@ pub struct DarcyConfig {
 
 impl Default for DarcyConfig {
     fn default() -> Self {
-        Self { resolution: 64, coefficient: CoefficientName::Fno, forcing: 1.0, forcing_right: None, forcing_split: 0.5 }
+        Self {
+            resolution: 64,
+            coefficient: CoefficientName::Fno,
+            forcing: 1.0,
+            forcing_right: None,
+            forcing_split: 0.5,
+        }
     }
 }
 
@@ -303,7 +310,8 @@ impl DatagenConfig {
         {
             return Err(out_of_range(source, "output.gzip", level, "must be between 0 and 9"));
         }
-        let present = [("ns2d", self.ns2d.is_some()), ("kolmogorov", self.kolmogorov.is_some()), ("darcy", self.darcy.is_some())];
+        let present =
+            [("ns2d", self.ns2d.is_some()), ("kolmogorov", self.kolmogorov.is_some()), ("darcy", self.darcy.is_some())];
         for (name, is_present) in present {
             if is_present && name != self.pde.section() {
                 return Err(ConfigError::InvalidValue {
@@ -314,10 +322,18 @@ impl DatagenConfig {
             }
         }
         let positive = |key: &str, v: f64| {
-            if v > 0.0 && v.is_finite() { Ok(()) } else { Err(out_of_range(source, key, v, "must be finite and positive")) }
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(out_of_range(source, key, v, "must be finite and positive"))
+            }
         };
         let non_negative = |key: &str, v: f64| {
-            if v >= 0.0 && v.is_finite() { Ok(()) } else { Err(out_of_range(source, key, v, "must be finite and non-negative")) }
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(out_of_range(source, key, v, "must be finite and non-negative"))
+            }
         };
         let even = |key: &str, n: usize| {
             if n >= 4 && n % 2 == 0 { Ok(()) } else { Err(out_of_range(source, key, n, "must be even and at least 4")) }
@@ -375,8 +391,11 @@ impl DatagenConfig {
         Ok(match self.pde {
             PdeKind::Ns2d => {
                 let c = self.ns2d.clone().unwrap_or_default();
-                let forcing =
-                    if c.forcing_amplitude == 0.0 { Forcing::None } else { Forcing::Fno { amplitude: c.forcing_amplitude } };
+                let forcing = if c.forcing_amplitude == 0.0 {
+                    Forcing::None
+                } else {
+                    Forcing::Fno { amplitude: c.forcing_amplitude }
+                };
                 Box::new(Ns2dGenerator::new(Ns2dParams {
                     solve_resolution: c.solve_resolution,
                     output_resolution: c.resolution,

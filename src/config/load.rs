@@ -108,13 +108,19 @@ pub fn load<T: DeserializeOwned>(path: &Path, overrides: &[String]) -> Result<Lo
 ///
 /// # Errors
 /// [`ConfigError`] naming the source and the key at fault.
-pub fn from_str<T: DeserializeOwned>(text: &str, source: Source, overrides: &[String]) -> Result<Loaded<T>, ConfigError> {
-    let mut table: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
+pub fn from_str<T: DeserializeOwned>(
+    text: &str,
+    source: Source,
+    overrides: &[String],
+) -> Result<Loaded<T>, ConfigError> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
     for spec in overrides {
         apply_override(&mut table, spec)?;
     }
-    let effective = toml::to_string(&table).map_err(|e| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
+    let effective =
+        toml::to_string(&table).map_err(|e| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
     let value = deserialize(toml::Value::Table(table), &source)?;
     Ok(Loaded { value, effective, source })
 }
@@ -143,9 +149,17 @@ fn classify(source: &Source, path: &str, message: &str) -> ConfigError {
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        return ConfigError::InvalidValue { path: source.clone(), key: format!("{prefix}{field}"), message: "required key is missing".into() };
+        return ConfigError::InvalidValue {
+            path: source.clone(),
+            key: format!("{prefix}{field}"),
+            message: "required key is missing".into(),
+        };
     }
-    ConfigError::InvalidValue { path: source.clone(), key: path.trim_start_matches('.').to_string(), message: message.to_string() }
+    ConfigError::InvalidValue {
+        path: source.clone(),
+        key: path.trim_start_matches('.').to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// The known name closest to `name`, if it is close enough to be a plausible typo.
@@ -184,7 +198,12 @@ fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError
 
 /// Helper for range checks in a job's `validate`: an [`ConfigError::OutOfRange`] for `key`.
 pub fn out_of_range(source: &Source, key: &str, value: impl fmt::Display, message: &str) -> ConfigError {
-    ConfigError::OutOfRange { path: source.clone(), key: key.to_string(), value: value.to_string(), message: message.to_string() }
+    ConfigError::OutOfRange {
+        path: source.clone(),
+        key: key.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -215,7 +234,8 @@ mod tests {
     #[test]
     fn loads_and_applies_overrides() {
         let text = "name = \"a\"\n[solver]\nsteps = 4\n";
-        let loaded: Loaded<Job> = from_str(text, src(), &["solver.steps=20".into(), "solver.method=heun".into()]).unwrap();
+        let loaded: Loaded<Job> =
+            from_str(text, src(), &["solver.steps=20".into(), "solver.method=heun".into()]).unwrap();
         assert_eq!(loaded.value, Job { name: "a".into(), solver: Solver { steps: 20, method: "heun".into() } });
         assert!(loaded.effective.contains("steps = 20"));
         let again: Loaded<Job> = from_str(&loaded.effective, src(), &[]).unwrap();
@@ -229,7 +249,8 @@ mod tests {
         assert_eq!(err, "unknown key `solver.stpes` in configs/x.toml, did you mean `steps`?");
         let err = from_str::<Job>("nmae = 1\n[solver]\nsteps = 1\n", src(), &[]).unwrap_err().to_string();
         assert_eq!(err, "unknown key `nmae` in configs/x.toml, did you mean `name`?");
-        let err = from_str::<Job>("name = \"a\"\nzzzzzz = 1\n[solver]\nsteps = 1\n", src(), &[]).unwrap_err().to_string();
+        let err =
+            from_str::<Job>("name = \"a\"\nzzzzzz = 1\n[solver]\nsteps = 1\n", src(), &[]).unwrap_err().to_string();
         assert_eq!(err, "unknown key `zzzzzz` in configs/x.toml");
     }
 

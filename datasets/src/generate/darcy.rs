@@ -139,10 +139,17 @@ mod tests {
     fn parallel_batches_equal_serial_samples() {
         let g = DarcyGenerator::new(DarcyParams::with_resolution(17)).unwrap();
         let mut batches = Vec::new();
-        generate(&g, 9, 2..9, 3, |start, b| {
-            batches.push((start, b));
-            Ok(())
-        }, |_| {})
+        generate(
+            &g,
+            9,
+            2..9,
+            3,
+            |start, b| {
+                batches.push((start, b));
+                Ok(())
+            },
+            |_| {},
+        )
         .unwrap();
         assert_eq!(batches.iter().map(|(s, b)| (*s, b.len())).collect::<Vec<_>>(), [(2, 3), (5, 3), (8, 1)]);
         for (start, batch) in &batches {

@@ -63,7 +63,8 @@ impl KolmogorovGenerator {
     /// # Errors
     /// [`GenerateError::Parameters`] for invalid grids or parameters.
     pub fn new(params: KolmogorovParams) -> Result<Self, GenerateError> {
-        let bad = |name, value, reason| GenerateError::Parameters(fieldflow_pde::PdeError::Parameter { name, value, reason });
+        let bad =
+            |name, value, reason| GenerateError::Parameters(fieldflow_pde::PdeError::Parameter { name, value, reason });
         if !(params.spin_up >= 0.0 && params.spin_up.is_finite()) {
             return Err(bad("spin_up", params.spin_up, "must be finite and non-negative"));
         }
@@ -75,10 +76,14 @@ impl KolmogorovGenerator {
         }
         let solve_grid = Kolmogorov::grid(params.solve_resolution).map_err(GenerateError::Parameters)?;
         let output_grid = Kolmogorov::grid(params.output_resolution).map_err(GenerateError::Parameters)?;
-        let initial = GrfSampler::new(&solve_grid, &Covariance::Fno(GrfParams::default())).map_err(GenerateError::Parameters)?;
+        let initial =
+            GrfSampler::new(&solve_grid, &Covariance::Fno(GrfParams::default())).map_err(GenerateError::Parameters)?;
         VelocityScale::SampleRms(params.initial_rms).validate().map_err(GenerateError::Parameters)?;
         // Validate the flow parameters once.
-        params.flow.solver(solve_grid.clone(), ndarray::Array2::zeros(solve_grid.shape()).view()).map_err(GenerateError::Parameters)?;
+        params
+            .flow
+            .solver(solve_grid.clone(), ndarray::Array2::zeros(solve_grid.shape()).view())
+            .map_err(GenerateError::Parameters)?;
         Ok(Self { params, solve_grid, output_grid, initial })
     }
 
@@ -130,7 +135,10 @@ impl Generator for KolmogorovGenerator {
 
     fn sample(&self, seed: u64, index: u64) -> Result<Sample, GenerateError> {
         let err = |source| GenerateError::Sample { index, source };
-        let uv0 = self.initial.sample_velocity(VelocityScale::SampleRms(self.params.initial_rms), seed, index).map_err(err)?;
+        let uv0 = self
+            .initial
+            .sample_velocity(VelocityScale::SampleRms(self.params.initial_rms), seed, index)
+            .map_err(err)?;
         let w0 = vorticity(&self.solve_grid, uv0.view()).map_err(err)?;
         let mut solver = self.params.flow.solver(self.solve_grid.clone(), w0.view()).map_err(err)?;
         let times = self.times();

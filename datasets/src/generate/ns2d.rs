@@ -104,7 +104,8 @@ impl Ns2dGenerator {
     pub fn new(params: Ns2dParams) -> Result<Self, GenerateError> {
         let solve_grid = Grid2d::square(params.solve_resolution, params.domain).map_err(GenerateError::Parameters)?;
         let output_grid = Grid2d::square(params.output_resolution, params.domain).map_err(GenerateError::Parameters)?;
-        let initial = GrfSampler::new(&solve_grid, &Covariance::Fno(params.initial)).map_err(GenerateError::Parameters)?;
+        let initial =
+            GrfSampler::new(&solve_grid, &Covariance::Fno(params.initial)).map_err(GenerateError::Parameters)?;
         if !(params.t_final > 0.0 && params.t_final.is_finite()) {
             return Err(GenerateError::Parameters(fieldflow_pde::PdeError::Parameter {
                 name: "t_final",
@@ -149,7 +150,8 @@ impl Ns2dGenerator {
                 // The curl of the stored velocity, so the channels agree exactly (the coarse
                 // Nyquist modes, which no velocity on this grid can carry, are dropped).
                 let uv = velocity()?;
-                out.slice_mut(s![0, .., ..]).assign(&fieldflow_pde::operators::vorticity(&self.output_grid, uv.view())?);
+                out.slice_mut(s![0, .., ..])
+                    .assign(&fieldflow_pde::operators::vorticity(&self.output_grid, uv.view())?);
                 out.slice_mut(s![1..3, .., ..]).assign(&uv);
             }
         }
