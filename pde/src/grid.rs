@@ -265,10 +265,9 @@ impl Grid2d {
     ///
     /// # Errors
     /// [`PdeError::Shape`] on a shape mismatch.
-    pub fn forward(&self, field: ArrayView2<f64>, mut out: ArrayViewMut2<Complex64>) -> Result<()> {
+    pub fn forward(&self, field: ArrayView2<f64>, out: ArrayViewMut2<Complex64>) -> Result<()> {
         self.check_field("field", field.shape())?;
         self.check_spectrum("spectrum", out.shape())?;
-        // `out.t()` is (nkx, ny); in the expected layout it is standard (row-major) contiguous.
         self.forward_keeping(field, out, self.nkx());
         Ok(())
     }
@@ -291,6 +290,7 @@ impl Grid2d {
     }
 
     fn forward_keeping(&self, field: ArrayView2<f64>, mut out: ArrayViewMut2<Complex64>, keep: usize) {
+        // `out.t()` is (nkx, ny); in the expected layout it is standard (row-major) contiguous.
         let out_t = out.view_mut().reversed_axes();
         if out_t.is_standard_layout() {
             self.forward_into_transposed(field, out_t, keep);
