@@ -17,6 +17,7 @@
 //! loop that drives any of them to a list of snapshot times.
 
 use ndarray::{Array2, Array3, Array4, ArrayView2, Axis, Zip, s};
+use rayon::prelude::*;
 use num_complex::Complex64;
 
 use crate::error::{PdeError, Result, ensure_finite};
@@ -361,35 +362,30 @@ impl NavierStokes2d {
         let (kx, ky) = (g.kx_deriv(), g.ky_deriv());
         let Work { spec, phys, explicit, .. } = &mut self.work;
         {
+            // Spectra of u = ∂ψ/∂y, v = −∂ψ/∂x (ψ̂ = ω̂/|k|²), ∂ω/∂x and ∂ω/∂y, one column (kx) per
+            // task: columns are contiguous in the spectral layout.
             let [su, sv, swx, swy] = spec;
             let i = Complex64::new(0.0, 1.0);
-            for (j, (((((mut cu, mut cv), mut cwx), mut cwy), w), ik2)) in su
-                .columns_mut()
-                .into_iter()
-                .zip(sv.columns_mut())
-                .zip(swx.columns_mut())
-                .zip(swy.columns_mut())
-                .zip(w_hat.columns())
-                .zip(self.inv_k2.columns())
+            su.axis_iter_mut(Axis(1))
+                .into_par_iter()
+                .zip(sv.axis_iter_mut(Axis(1)))
+                .zip(swx.axis_iter_mut(Axis(1)))
+                .zip(swy.axis_iter_mut(Axis(1)))
+                .zip(w_hat.axis_iter(Axis(1)))
+                .zip(self.inv_k2.axis_iter(Axis(1)))
                 .enumerate()
-            {
-                let ikx = i * kx[j];
-                Zip::from(&mut cu).and(&mut cv).and(&mut cwx).and(&mut cwy).and(&w).and(&ik2).for_each(
-                    |u, v, wx, wy, &w, &ik2| {
-                        // ψ̂ = ω̂/|k|²; u = ∂ψ/∂y, v = −∂ψ/∂x.
+                .with_min_len(8)
+                .for_each(|(j, (((((mut cu, mut cv), mut cwx), mut cwy), w), ik2))| {
+                    let ikx = i * kx[j];
+                    let rows = cu.iter_mut().zip(cv.iter_mut()).zip(cwx.iter_mut()).zip(cwy.iter_mut());
+                    for ((((u, v), wx), wy), ((&w, &ik2), &ky)) in rows.zip(w.iter().zip(ik2.iter()).zip(ky)) {
                         let psi = w * ik2;
-                        *wx = ikx * w;
+                        *u = i * ky * psi;
                         *v = -ikx * psi;
-                        *u = psi * Complex64::new(0.0, 1.0);
-                        *wy = w * Complex64::new(0.0, 1.0);
-                    },
-                );
-                // Multiply by ky per row (kept out of the 6-way zip above to stay within Zip's arity).
-                Zip::from(&mut cu).and(&mut cwy).and(ky).for_each(|u, wy, &ky| {
-                    *u *= ky;
-                    *wy *= ky;
+                        *wx = ikx * w;
+                        *wy = i * ky * w;
+                    }
                 });
-            }
         }
         // Four inverse transforms, two per rayon task.
         let [s0, s1, s2, s3] = spec;
@@ -406,19 +402,22 @@ impl NavierStokes2d {
         );
         r1?;
         r2?;
-        let (mut umax, mut vmax) = (0.0_f64, 0.0_f64);
-        Zip::from(&mut *p0).and(&*p1).and(&*p2).and(&*p3).for_each(|u, &v, &wx, &wy| {
-            umax = umax.max(u.abs());
-            vmax = vmax.max(v.abs());
-            *u = *u * wx + v * wy;
-        });
+        let (umax, vmax) = Zip::from(&mut *p0).and(&*p1).and(&*p2).and(&*p3).par_fold(
+            || (0.0_f64, 0.0_f64),
+            |(um, vm), u, &v, &wx, &wy| {
+                let m = (um.max(u.abs()), vm.max(v.abs()));
+                *u = *u * wx + v * wy;
+                m
+            },
+            |a, b| (a.0.max(b.0), a.1.max(b.1)),
+        );
         if !(umax.is_finite() && vmax.is_finite()) {
             return Err(PdeError::BlowUp { time: self.time });
         }
         self.max_velocity = (umax, vmax);
         // Only the x-modes the 2/3 rule keeps are needed.
         g.forward_truncated(p0.view(), explicit.view_mut(), g.dealias_kx_count())?;
-        Zip::from(explicit).and(&self.dealias).and(&self.forcing_hat).for_each(|n, &d, &f| *n = f - *n * d);
+        Zip::from(explicit).and(&self.dealias).and(&self.forcing_hat).par_for_each(|n, &d, &f| *n = f - *n * d);
         Ok(())
     }
 
@@ -470,7 +469,7 @@ impl TimeStepper for NavierStokes2d {
                 }
                 let mu = 0.5 * dt * (alphas[k + 1] - alphas[k]);
                 let (beta, gdt) = (betas[k], gammas[k] * dt);
-                Zip::from(&mut w).and(&mut self.work.h).and(&self.work.explicit).and(&self.linear).for_each(
+                Zip::from(&mut w).and(&mut self.work.h).and(&self.work.explicit).and(&self.linear).par_for_each(
                     |w, h, &n, &l| {
                         *h = if k == 0 { n } else { n + *h * beta };
                         *w = (*w * (1.0 + mu * l) + *h * gdt) / (1.0 - mu * l);
