@@ -149,3 +149,43 @@ fn bad_input_exits_with_2_names_the_problem_and_leaves_no_output() {
     fieldflow().arg("info").arg(&out).assert().code(2).stderr(predicate::str::contains("not an HDF5 file"));
     fieldflow().args(["datagen", "--bogus"]).assert().code(2);
 }
+
+/// The Python interpreter with h5py and numpy (`FIELDFLOW_PYTHON`, as set by `scripts/test`).
+fn python() -> String {
+    std::env::var("FIELDFLOW_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn check_with_python(kind: &str, file: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_physics.py");
+    let out = std::process::Command::new(python()).arg(&script).arg(kind).arg(file).output().unwrap_or_else(|e| {
+        panic!("cannot run {} ({e}); run scripts/test, or set FIELDFLOW_PYTHON to a python with h5py and numpy", python())
+    });
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "independent {kind} check failed: {text}");
+}
+
+#[test]
+fn generated_velocity_and_darcy_data_pass_independent_numpy_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let velocity = dir.path().join("velocity.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(smoke_config())
+        .arg("--output")
+        .arg(&velocity)
+        .args(["--set", "ns2d.output=\"velocity\""])
+        .assert()
+        .success();
+    check_with_python("velocity", &velocity);
+    let darcy = dir.path().join("darcy.h5");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/darcy.toml");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config)
+        .arg("--output")
+        .arg(&darcy)
+        .args(["--set", "samples=6", "--set", "darcy.resolution=33", "--set", "output.dtype=\"f64\""])
+        .assert()
+        .success();
+    check_with_python("darcy", &darcy);
+}
