@@ -1,5 +1,7 @@
 //! `fieldflow datagen`, `info` and `merge` through the real binary.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
