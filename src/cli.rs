@@ -36,6 +36,8 @@ pub enum Command {
     Info(InfoOpts),
     /// Join shard files written by `datagen --shard` into one file.
     Merge(MergeOpts),
+    /// Convert a PDEBench or FNO `.mat` (v7.3) file into fieldflow's layout (+ XDMF sidecar).
+    Import(ImportOpts),
 }
 
 /// Options of every config-driven job.
@@ -92,6 +94,32 @@ pub struct MergeOpts {
     /// Shard files, in order.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `fieldflow import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportOpts {
+    /// The upstream file.
+    pub input: PathBuf,
+    /// The native file to write.
+    #[arg(long, short, value_name = "FILE.h5")]
+    pub output: PathBuf,
+    /// Source format (default: detected from the dataset names): pdebench-darcy,
+    /// pdebench-incomp-ns, pdebench-compressible, fno-ns-mat, fno-darcy-mat, native.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Precision on disk: f32 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Import only the first N samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// gzip level 0-9.
+    #[arg(long)]
+    pub gzip: Option<u8>,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,

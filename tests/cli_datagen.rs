@@ -160,7 +160,10 @@ fn python() -> String {
 fn check_with_python(kind: &str, file: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_physics.py");
     let out = std::process::Command::new(python()).arg(&script).arg(kind).arg(file).output().unwrap_or_else(|e| {
-        panic!("cannot run {} ({e}); run scripts/test, or set FIELDFLOW_PYTHON to a python with h5py and numpy", python())
+        panic!(
+            "cannot run {} ({e}); run scripts/test, or set FIELDFLOW_PYTHON to a python with h5py and numpy",
+            python()
+        )
     });
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "independent {kind} check failed: {text}");
@@ -190,4 +193,42 @@ fn generated_velocity_and_darcy_data_pass_independent_numpy_checks() {
         .assert()
         .success();
     check_with_python("darcy", &darcy);
+}
+
+#[test]
+fn import_converts_a_pdebench_file_written_by_h5py() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("2D_DarcyFlow_beta1.0_Train.hdf5");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/tests/python/make_pdebench.py");
+    let status =
+        std::process::Command::new(python()).arg(&script).arg("darcy").arg(&src).status().expect("python runs");
+    assert!(status.success(), "make_pdebench.py failed; run scripts/test to set up .venv");
+    let out = dir.path().join("darcy.h5");
+    fieldflow()
+        .arg("import")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("imported 3 samples"));
+    let reader = FieldReader::open(&out).expect("imported file");
+    assert_eq!(reader.sample_shape(), [1, 4, 5]);
+    // value(n, y, x) = n*10000 + y*10 + x + 0.5 lands at [n, 0, y, x] (PDEBench stores (x, y)).
+    let fields = reader.read_range(0..3).expect("fields");
+    assert_eq!(fields[[2, 0, 3, 1]], 20031.5);
+    assert_eq!(reader.read_coefficients_range(0..1).expect("a")[[0, 0, 1, 4]], -14.5);
+    // Bad flags and files: exit 2, no output.
+    let bad = dir.path().join("bad.h5");
+    fieldflow().arg("import").arg(&src).arg("-o").arg(&bad).args(["--format", "pdebench-nope"]).assert().code(2);
+    fieldflow().arg("import").arg(&src).arg("-o").arg(&bad).args(["--format", "fno-ns-mat"]).assert().code(2);
+    fieldflow()
+        .arg("import")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    assert!(!bad.exists());
 }

@@ -1,6 +1,7 @@
 //! One runner per subcommand, and the mapping of errors to exit codes.
 
 mod datagen;
+mod import;
 mod info;
 mod merge;
 mod progress;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Datagen(opts) => datagen::run(&opts, &cli.global),
         Command::Info(opts) => info::run(&opts),
         Command::Merge(opts) => merge::run(&opts, &cli.global),
+        Command::Import(opts) => import::run(&opts),
     }
 }
 
