@@ -14,6 +14,7 @@
 
 pub mod likelihood;
 pub mod ode;
+pub mod stream;
 
 use std::fmt;
 
@@ -24,6 +25,7 @@ pub use likelihood::{
     hutchinson_divergence, log_likelihood, standard_normal_log_density,
 };
 pub use ode::{Dopri5, Solution, SolveError, SolveOptions, Solver, solve};
+pub use stream::{StreamError, sample_to_writer};
 
 /// A time-dependent velocity field `v(x, t)` acting on a batch of states.
 ///
