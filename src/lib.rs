@@ -14,6 +14,7 @@ pub mod model;
 pub mod noise;
 pub mod path;
 pub mod sample;
+pub mod train;
 
 pub use fieldflow_datasets as datasets;
 pub use fieldflow_pde as pde;
