@@ -17,8 +17,8 @@
 //! loop that drives any of them to a list of snapshot times.
 
 use ndarray::{Array2, Array3, Array4, ArrayView2, Axis, Zip, s};
-use rayon::prelude::*;
 use num_complex::Complex64;
+use rayon::prelude::*;
 
 use crate::error::{PdeError, Result, ensure_finite};
 use crate::grid::Grid2d;

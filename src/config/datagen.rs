@@ -336,7 +336,11 @@ impl DatagenConfig {
             }
         };
         let even = |key: &str, n: usize| {
-            if n >= 4 && n.is_multiple_of(2) { Ok(()) } else { Err(out_of_range(source, key, n, "must be even and at least 4")) }
+            if n >= 4 && n.is_multiple_of(2) {
+                Ok(())
+            } else {
+                Err(out_of_range(source, key, n, "must be even and at least 4"))
+            }
         };
         match self.pde {
             PdeKind::Ns2d => {
