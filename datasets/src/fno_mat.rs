@@ -97,24 +97,7 @@ impl NavierStokes {
 }
 
 impl FieldSource for NavierStokes {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn format(&self) -> SourceFormat {
-        SourceFormat::FnoNsMat
-    }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn sample_shape(&self) -> [usize; 3] {
-        [1, self.grid.ny(), self.grid.nx()]
-    }
+    source_accessors!(SourceFormat::FnoNsMat);
     fn time(&self) -> Option<&[f64]> {
         Some(&self.time)
     }
@@ -189,24 +172,7 @@ impl Darcy {
 }
 
 impl FieldSource for Darcy {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn format(&self) -> SourceFormat {
-        SourceFormat::FnoDarcyMat
-    }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn sample_shape(&self) -> [usize; 3] {
-        [1, self.grid.ny(), self.grid.nx()]
-    }
+    source_accessors!(SourceFormat::FnoDarcyMat);
     fn time(&self) -> Option<&[f64]> {
         None
     }

@@ -39,6 +39,31 @@
 //! # }
 //! ```
 
+/// The accessors of [`FieldSource`] for an upstream reader struct with the fields `path`,
+/// `metadata`, `grid` and `len`: every such reader stores what it reports.
+macro_rules! source_accessors {
+    ($format:expr) => {
+        fn path(&self) -> &std::path::Path {
+            &self.path
+        }
+        fn format(&self) -> crate::source::SourceFormat {
+            $format
+        }
+        fn metadata(&self) -> &crate::metadata::Metadata {
+            &self.metadata
+        }
+        fn grid(&self) -> &crate::metadata::Grid {
+            &self.grid
+        }
+        fn len(&self) -> usize {
+            self.len
+        }
+        fn sample_shape(&self) -> [usize; 3] {
+            [self.metadata.channels.len(), self.grid.ny(), self.grid.nx()]
+        }
+    };
+}
+
 mod atomic;
 mod error;
 pub mod fno_mat;

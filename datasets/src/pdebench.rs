@@ -87,24 +87,7 @@ impl Darcy {
 }
 
 impl FieldSource for Darcy {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn format(&self) -> SourceFormat {
-        SourceFormat::PdebenchDarcy
-    }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn sample_shape(&self) -> [usize; 3] {
-        [1, self.grid.ny(), self.grid.nx()]
-    }
+    source_accessors!(SourceFormat::PdebenchDarcy);
     fn time(&self) -> Option<&[f64]> {
         None
     }
@@ -189,24 +172,7 @@ impl IncompNs {
 }
 
 impl FieldSource for IncompNs {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn format(&self) -> SourceFormat {
-        SourceFormat::PdebenchIncompNs
-    }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn sample_shape(&self) -> [usize; 3] {
-        [2, self.grid.ny(), self.grid.nx()]
-    }
+    source_accessors!(SourceFormat::PdebenchIncompNs);
     fn time(&self) -> Option<&[f64]> {
         Some(&self.time)
     }
@@ -302,24 +268,7 @@ impl Compressible {
 }
 
 impl FieldSource for Compressible {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn format(&self) -> SourceFormat {
-        SourceFormat::PdebenchCompressible
-    }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn sample_shape(&self) -> [usize; 3] {
-        [CFD_CHANNELS.len(), self.grid.ny(), self.grid.nx()]
-    }
+    source_accessors!(SourceFormat::PdebenchCompressible);
     fn time(&self) -> Option<&[f64]> {
         Some(&self.time)
     }
