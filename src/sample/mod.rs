@@ -12,8 +12,10 @@
 //! - This module: the [`VelocityField`] interface and two combinators, energy guidance
 //!   ([`Guided`]: `v − λ ∇E`) and classifier-free guidance ([`Cfg`]: `v_u + w (v_c − v_u)`).
 
+pub mod eci;
 pub mod likelihood;
 pub mod ode;
+pub mod pcfm;
 pub mod stream;
 
 use std::fmt;
