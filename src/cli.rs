@@ -38,6 +38,8 @@ pub enum Command {
     Merge(MergeOpts),
     /// Convert a PDEBench or FNO `.mat` (v7.3) file into fieldflow's layout (+ XDMF sidecar).
     Import(ImportOpts),
+    /// Check how well a file's fields obey their physics (divergence, Darcy residual, finiteness).
+    Check(crate::commands::check::CheckOpts),
 }
 
 /// Options of every config-driven job.

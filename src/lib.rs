@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod constraint;
+pub mod metrics;
 pub mod model;
 pub mod noise;
 pub mod path;

@@ -1,5 +1,6 @@
 //! One runner per subcommand, and the mapping of errors to exit codes.
 
+pub mod check;
 mod datagen;
 mod import;
 mod info;
@@ -15,6 +16,12 @@ use crate::cli::{Cli, Command};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+/// A check whose residual exceeds the user's `--max-residual`: exit code 3, so that
+/// `fieldflow check` can gate a workflow.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ResidualExceeded(pub String);
 
 /// Runs the parsed command line.
 ///
@@ -35,11 +42,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(opts) => info::run(&opts),
         Command::Merge(opts) => merge::run(&opts, &cli.global),
         Command::Import(opts) => import::run(&opts),
+        Command::Check(opts) => check::run(&opts),
     }
 }
 
-/// 2 when the error is the user's input at fault, 1 otherwise.
+/// 3 when a check's residual exceeded its limit, 2 when the error is the user's input at fault,
+/// 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
+    if error.chain().any(|e| e.is::<ResidualExceeded>()) {
+        return 3;
+    }
     let bad_input = error.chain().any(|e| {
         e.is::<BadInput>()
             || e.is::<crate::config::ConfigError>()

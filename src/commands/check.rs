@@ -1,0 +1,336 @@
+//! `fieldflow check FILE`: how well the fields of a data file obey their physics.
+//!
+//! The check is inferred from the file's metadata (or forced with `--pde` / `--constraint`):
+//!
+//! - Navier–Stokes / Kolmogorov files with velocity channels `u`, `v`: the spectral divergence of
+//!   every velocity field ([`divergence_residual`]); the judged value is the scale-free relative
+//!   divergence `‖∇·u‖₂ / ‖∇u‖_F`.
+//! - Darcy files with coefficients `a` and solution `u`: the discrete Darcy residual
+//!   ([`DarcyOperator::residual_summary`]) with a constant forcing `--forcing` (default 1); the
+//!   judged value is `‖A(a)u − f‖₂ / ‖f‖₂`.
+//! - Anything else (e.g. vorticity-only files): only finiteness is checked.
+//!
+//! Every file is also checked for non-finite values; a sample holding one gets an infinite
+//! residual. Exit code 3 when `--max-residual X` is given and some sample's judged residual
+//! exceeds `X`.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use fieldflow_datasets::{FieldSource, open_source};
+use fieldflow_pde::Grid2d;
+use fieldflow_pde::darcy::{DarcyOperator, FaceAverage, Forcing};
+use fieldflow_pde::residuals::divergence_residual;
+use ndarray::{Array2, Axis, s};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::BadInput;
+use crate::metrics::ErrorSummary;
+
+/// `fieldflow check`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Exit codes: 0 all samples within --max-residual (or no limit given), \
+1 runtime failure, 2 bad input (unreadable file, unknown flag, missing channels), \
+3 some sample's residual exceeds --max-residual (non-finite samples always exceed it).")]
+pub struct CheckOpts {
+    /// A data file (fieldflow's layout, PDEBench, FNO .mat v7.3).
+    pub file: PathBuf,
+    /// Print JSON (summary and per-sample residuals) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The PDE, overriding the file's metadata: navier_stokes, ns2d, kolmogorov or darcy.
+    #[arg(long)]
+    pub pde: Option<String>,
+    /// The constraint to check, overriding the PDE: divergence-free or darcy.
+    #[arg(long)]
+    pub constraint: Option<String>,
+    /// Constant forcing f of the Darcy equation −∇·(a∇u) = f (default: the `[darcy]` forcing of
+    /// the config stored in the file, piecewise if it has `forcing_right`; else 1).
+    #[arg(long)]
+    pub forcing: Option<f64>,
+    /// Exit with code 3 if a sample's relative residual (divergence: ‖∇·u‖/‖∇u‖; Darcy:
+    /// ‖A(a)u − f‖/‖f‖) exceeds X, or a sample holds non-finite values.
+    #[arg(long, value_name = "X")]
+    pub max_residual: Option<f64>,
+}
+
+/// Samples read per batch.
+const BATCH: usize = 64;
+
+/// What is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Divergence of the velocity in channels `u`, `v`.
+    Divergence { u: usize, v: usize },
+    /// Darcy residual of solution channel `u` with coefficient channel `a`.
+    Darcy { u: usize, a: usize },
+    /// Only finiteness.
+    Finite,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Divergence { .. } => "divergence-free",
+            Self::Darcy { .. } => "darcy",
+            Self::Finite => "finite",
+        }
+    }
+}
+
+fn channel(names: &[String], name: &str) -> Option<usize> {
+    names.iter().position(|c| c == name)
+}
+
+/// Picks the check from the flags, else from the metadata.
+fn infer(source: &dyn FieldSource, opts: &CheckOpts) -> Result<Kind> {
+    let meta = source.metadata();
+    let file = source.path().display();
+    let constraint = match (&opts.constraint, &opts.pde) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => match p.as_str() {
+            "navier_stokes" | "ns2d" | "kolmogorov" => "divergence-free".into(),
+            "darcy" => "darcy".into(),
+            other => {
+                return Err(BadInput(format!(
+                    "unknown --pde {other:?} (expected navier_stokes, ns2d, kolmogorov or darcy) for {file}"
+                ))
+                .into());
+            }
+        },
+        (None, None) => match meta.pde.as_str() {
+            "navier_stokes" | "ns2d" | "kolmogorov" | "incompressible_navier_stokes"
+                if channel(&meta.channels, "u").is_some() && channel(&meta.channels, "v").is_some() =>
+            {
+                "divergence-free".into()
+            }
+            "darcy" => "darcy".into(),
+            _ => return Ok(Kind::Finite),
+        },
+    };
+    match constraint.as_str() {
+        "divergence-free" => {
+            let (u, v) = match (channel(&meta.channels, "u"), channel(&meta.channels, "v")) {
+                (Some(u), Some(v)) => (u, v),
+                _ if meta.channels.len() == 2 => (0, 1),
+                _ => {
+                    return Err(BadInput(format!(
+                        "{file} has no velocity channels u, v (channels: {:?}); nothing to check for divergence",
+                        meta.channels
+                    ))
+                    .into());
+                }
+            };
+            Ok(Kind::Divergence { u, v })
+        }
+        "darcy" => {
+            let u = channel(&meta.channels, "u").or((meta.channels.len() == 1).then_some(0));
+            let a = channel(&meta.coefficient_channels, "a").or((meta.coefficient_channels.len() == 1).then_some(0));
+            match (u, a) {
+                (Some(u), Some(a)) => Ok(Kind::Darcy { u, a }),
+                _ => Err(BadInput(format!(
+                    "{file} needs a solution channel u and a coefficient channel a for the Darcy check \
+                     (channels: {:?}, coefficients: {:?})",
+                    meta.channels, meta.coefficient_channels
+                ))
+                .into()),
+            }
+        }
+        other => {
+            Err(BadInput(format!("unknown --constraint {other:?} (expected divergence-free or darcy) for {file}"))
+                .into())
+        }
+    }
+}
+
+/// The Darcy forcing: `--forcing`, else the `[darcy]` section of the config stored in the file
+/// (`forcing`, `forcing_right`, `forcing_split`), else 1. Also says where it came from.
+fn darcy_forcing(flag: Option<f64>, config: &str) -> (Forcing, &'static str) {
+    if let Some(value) = flag {
+        return (Forcing::Constant(value), "--forcing");
+    }
+    let darcy = config.parse::<toml::Table>().ok().and_then(|t| t.get("darcy").and_then(|d| d.as_table()).cloned());
+    let number = |key: &str| {
+        darcy.as_ref().and_then(|d| d.get(key)).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+    };
+    match (number("forcing"), number("forcing_right")) {
+        (Some(left), Some(right)) => {
+            (Forcing::Piecewise { left, right, split: number("forcing_split").unwrap_or(0.5) }, "the file's config")
+        }
+        (Some(value), None) => (Forcing::Constant(value), "the file's config"),
+        (None, _) => (Forcing::Constant(1.0), "default"),
+    }
+}
+
+fn describe(forcing: Forcing) -> String {
+    match forcing {
+        Forcing::Constant(v) => format!("{v}"),
+        Forcing::Piecewise { left, right, split } => format!("{left} for x < {split}, {right} elsewhere"),
+    }
+}
+
+/// Per-sample (judged, absolute) residuals of one batch.
+fn check_batch(
+    source: &dyn FieldSource,
+    kind: Kind,
+    range: Range<usize>,
+    grid: Option<&Grid2d>,
+    darcy: Option<(&DarcyOperator, &Array2<f64>)>,
+) -> Result<Vec<(f64, f64)>> {
+    let file = source.path().display().to_string();
+    let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
+    let coefficients = match kind {
+        Kind::Darcy { .. } => Some(
+            source
+                .read_coefficients(range)
+                .with_context(|| format!("reading the coefficients of {file}"))?
+                .ok_or_else(|| BadInput(format!("{file} has no /coefficients for the Darcy check")))?,
+        ),
+        _ => None,
+    };
+    fields
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, sample)| {
+            let finite = sample.iter().all(|v| v.is_finite())
+                && coefficients.as_ref().is_none_or(|c| c.slice(s![i, .., .., ..]).iter().all(|v| v.is_finite()));
+            if !finite {
+                return Ok((f64::INFINITY, f64::INFINITY));
+            }
+            match kind {
+                Kind::Finite => Ok((0.0, 0.0)),
+                Kind::Divergence { u, v } => {
+                    let grid = grid.context("no grid for the divergence check")?;
+                    let uv = ndarray::stack(Axis(0), &[sample.index_axis(Axis(0), u), sample.index_axis(Axis(0), v)])?;
+                    let r = divergence_residual(grid, uv.view()).with_context(|| format!("sample {i} of {file}"))?;
+                    Ok((r.relative, r.max))
+                }
+                Kind::Darcy { u, a } => {
+                    let (op, f) = darcy.context("no operator for the Darcy check")?;
+                    let coefficients = coefficients.as_ref().context("no coefficients")?;
+                    let r = op
+                        .residual_summary(coefficients.slice(s![i, a, .., ..]), sample.index_axis(Axis(0), u), f.view())
+                        .map_err(|e| BadInput(format!("sample {i} of {file}: {e}")))?;
+                    Ok((r.relative, r.norm))
+                }
+            }
+        })
+        .collect()
+}
+
+pub fn run(opts: &CheckOpts) -> Result<()> {
+    let path = &opts.file;
+    let source = open_source(path).map_err(|e| BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let kind = infer(source.as_ref(), opts)?;
+    let meta = source.metadata();
+    let [_, ny, nx] = source.sample_shape();
+    let n = source.len();
+    if n == 0 {
+        return Err(BadInput(format!("{} holds no samples", path.display())).into());
+    }
+    let grid = match kind {
+        Kind::Divergence { .. } => Some(
+            Grid2d::new(nx, ny, meta.lx, meta.ly)
+                .map_err(|e| BadInput(format!("{}: cannot check the divergence on this grid: {e}", path.display())))?,
+        ),
+        _ => None,
+    };
+    let (forcing, forcing_source) = darcy_forcing(opts.forcing, &meta.config);
+    let darcy = match kind {
+        Kind::Darcy { .. } => {
+            if nx != ny {
+                return Err(BadInput(format!(
+                    "{}: the Darcy check needs a square grid, not {ny}×{nx}",
+                    path.display()
+                ))
+                .into());
+            }
+            let op = DarcyOperator::new(nx, FaceAverage::Arithmetic)
+                .map_err(|e| BadInput(format!("{}: cannot check the Darcy residual: {e}", path.display())))?;
+            let f = forcing
+                .field(nx)
+                .map_err(|e| BadInput(format!("{}: bad Darcy forcing ({forcing_source}): {e}", path.display())))?;
+            Some((op, f))
+        }
+        _ => None,
+    };
+    let mut values = Vec::with_capacity(n);
+    for start in (0..n).step_by(BATCH) {
+        let range = start..(start + BATCH).min(n);
+        values.extend(check_batch(source.as_ref(), kind, range, grid.as_ref(), darcy.as_ref().map(|(o, f)| (o, f)))?);
+    }
+    let relative = ErrorSummary::from_values(values.iter().map(|v| v.0).collect())?;
+    let absolute = ErrorSummary::from_values(values.iter().map(|v| v.1).collect())?;
+    let non_finite = values.iter().filter(|v| v.0.is_infinite()).count();
+    let exceeded = opts.max_residual.is_some_and(|limit| relative.max.is_nan() || relative.max > limit);
+    let (measure, abs_measure) = match kind {
+        Kind::Divergence { .. } => ("relative divergence |div u|/|grad u|", "max |div u|"),
+        Kind::Darcy { .. } => ("relative residual |A(a)u - f|/|f|", "|A(a)u - f|_2"),
+        Kind::Finite => ("none", "none"),
+    };
+    if opts.json {
+        let summary = |e: &ErrorSummary| json!({"max": e.max, "mean": e.mean, "worst": e.worst()});
+        let value = json!({
+            "file": path.display().to_string(),
+            "pde": meta.pde,
+            "check": kind.name(),
+            "forcing": matches!(kind, Kind::Darcy { .. }).then(|| describe(forcing)),
+            "samples": n,
+            "non_finite_samples": non_finite,
+            "relative": summary(&relative),
+            "absolute": summary(&absolute),
+            "per_sample_relative": relative.per_sample,
+            "per_sample_absolute": absolute.per_sample,
+            "max_residual": opts.max_residual,
+            "exceeded": exceeded,
+        });
+        println!("{value:#}");
+    } else {
+        println!("file      {}", path.display());
+        println!("pde       {}", if meta.pde.is_empty() { "(unknown)" } else { &meta.pde });
+        println!("samples   {n}");
+        println!("finite    {} of {n} samples", n - non_finite);
+        match kind {
+            Kind::Finite => println!(
+                "check     nothing to check except finiteness (no velocity u, v or Darcy a, u channels; \
+                 channels: {:?}; use --pde or --constraint to force a check)",
+                meta.channels
+            ),
+            _ => {
+                if let Kind::Darcy { .. } = kind {
+                    println!(
+                        "check     darcy (-div(a grad u) = f with f = {}, from {forcing_source})",
+                        describe(forcing)
+                    );
+                } else {
+                    println!("check     divergence-free");
+                }
+                println!("{:<40} {:>12} {:>12} {:>8}", "residual", "max", "mean", "worst");
+                println!("{:<40} {:>12.3e} {:>12.3e} {:>8}", measure, relative.max, relative.mean, relative.worst());
+                println!(
+                    "{:<40} {:>12.3e} {:>12.3e} {:>8}",
+                    abs_measure,
+                    absolute.max,
+                    absolute.mean,
+                    absolute.worst()
+                );
+            }
+        }
+    }
+    if exceeded {
+        let limit = opts.max_residual.unwrap_or_default();
+        std::io::stdout().flush().ok();
+        return Err(super::ResidualExceeded(format!(
+            "{}: residual {:.3e} of sample {} exceeds --max-residual {limit:e}",
+            path.display(),
+            relative.max,
+            relative.worst()
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `fieldflow check` through the real binary.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn fieldflow() -> Command {
+    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
+}
+
+fn config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
+}
+
+fn datagen(config_name: &str, out: &Path, extra: &[&str]) {
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config(config_name))
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success();
+}
+
+fn check_json(file: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = fieldflow().args(["check", "--json"]).arg(file).args(extra).assert().success();
+    serde_json::from_slice(&out.get_output().stdout).expect("valid JSON")
+}
+
+#[test]
+fn velocity_file_is_divergence_free_to_round_off_and_a_tiny_limit_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("velocity.h5");
+    datagen("smoke-datagen.toml", &file, &["--set", "ns2d.output=\"velocity\""]);
+    let v = check_json(&file, &[]);
+    assert_eq!(v["check"], "divergence-free");
+    assert_eq!(v["samples"], 4);
+    assert_eq!(v["non_finite_samples"], 0);
+    let max = v["relative"]["max"].as_f64().expect("number");
+    assert!(max < 1e-12, "relative divergence {max}");
+    assert_eq!(v["per_sample_relative"].as_array().expect("array").len(), 4);
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--max-residual", "1e-6"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("divergence-free").and(predicate::str::contains("worst")));
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--max-residual", "1e-30"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("exceeds --max-residual"));
+}
+
+#[test]
+fn vorticity_only_file_checks_finiteness_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("vorticity.h5");
+    datagen("smoke-datagen.toml", &file, &["--set", "ns2d.output=\"vorticity\""]);
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to check except finiteness"));
+    assert_eq!(check_json(&file, &[])["check"], "finite");
+    // Forcing a divergence check on a file without u, v is bad input.
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--constraint", "divergence-free"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("vorticity.h5"));
+}
+
+#[test]
+fn darcy_file_solves_its_equation_and_a_wrong_forcing_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("darcy.h5");
+    datagen(
+        "darcy.toml",
+        &file,
+        &["--set", "samples=4", "--set", "darcy.resolution=17", "--set", "output.dtype=\"f64\""],
+    );
+    let v = check_json(&file, &[]);
+    assert_eq!(v["check"], "darcy");
+    assert_eq!(v["samples"], 4);
+    let max = v["relative"]["max"].as_f64().expect("number");
+    assert!(max < 1e-9, "relative Darcy residual {max}");
+    fieldflow().arg("check").arg(&file).args(["--max-residual", "1e-9"]).assert().success();
+    let wrong = check_json(&file, &["--forcing", "2.0"]);
+    assert!(wrong["relative"]["max"].as_f64().expect("number") > 0.1, "{wrong}");
+}
+
+#[test]
+fn darcy_piecewise_forcing_is_read_from_the_stored_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("piecewise.h5");
+    datagen(
+        "darcy.toml",
+        &file,
+        &[
+            "--set",
+            "samples=2",
+            "--set",
+            "darcy.resolution=17",
+            "--set",
+            "output.dtype=\"f64\"",
+            "--set",
+            "darcy.forcing_right=-0.5",
+        ],
+    );
+    let v = check_json(&file, &[]);
+    let max = v["relative"]["max"].as_f64().expect("number");
+    assert!(max < 1e-9, "relative Darcy residual {max}: {v}");
+    assert!(v["forcing"].as_str().expect("string").contains("elsewhere"), "{v}");
+    // A constant forcing given on the command line does not fit this file.
+    let wrong = check_json(&file, &["--forcing", "1.0"]);
+    assert!(wrong["relative"]["max"].as_f64().expect("number") > 0.1, "{wrong}");
+}
+
+#[test]
+fn unreadable_files_and_bad_flags_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-hdf5.h5");
+    std::fs::write(&file, "this is not an HDF5 file\n").expect("write");
+    fieldflow().arg("check").arg(&file).assert().code(2).stderr(predicate::str::contains("not-hdf5.h5"));
+    let missing = dir.path().join("missing.h5");
+    fieldflow().arg("check").arg(&missing).assert().code(2).stderr(predicate::str::contains("missing.h5"));
+    fieldflow().arg("check").arg(&file).arg("--no-such-flag").assert().code(2);
+}
+
+#[test]
+fn unknown_pde_or_constraint_is_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("velocity.h5");
+    datagen("smoke-datagen.toml", &file, &["--set", "ns2d.output=\"velocity\""]);
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--pde", "heat"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("velocity.h5"));
+    fieldflow().arg("check").arg(&file).args(["--constraint", "curl-free"]).assert().code(2);
+    // The Darcy check on a velocity file: no coefficients.
+    fieldflow().arg("check").arg(&file).args(["--pde", "darcy"]).assert().code(2);
+}
