@@ -40,6 +40,10 @@ pub enum Command {
     Import(ImportOpts),
     /// Check how well a file's fields obey their physics (divergence, Darcy residual, finiteness).
     Check(crate::commands::check::CheckOpts),
+    /// Train a flow-matching FNO on a data file (config-driven).
+    Train(crate::commands::train::TrainOpts),
+    /// Sample a trained model into a data file, optionally divergence-free (config-driven).
+    Generate(crate::commands::generate::GenerateOpts),
 }
 
 /// Options of every config-driven job.

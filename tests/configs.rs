@@ -5,12 +5,16 @@
 use std::path::Path;
 
 use fieldflow::config::datagen::DatagenConfig;
+use fieldflow::config::generate::GenerateConfig;
 use fieldflow::config::load;
+use fieldflow::config::train::TrainJobConfig;
 
 /// The schema of each file in `configs/`; a new config must be added here.
 fn schema(name: &str) -> Option<&'static str> {
     match name {
         "ns2d.toml" | "ns2d-velocity.toml" | "kolmogorov.toml" | "darcy.toml" | "smoke-datagen.toml" => Some("datagen"),
+        "smoke-train.toml" => Some("train"),
+        "smoke-generate.toml" => Some("generate"),
         _ => None,
     }
 }
@@ -32,6 +36,14 @@ fn every_config_loads_validates_and_builds() {
                 // Building the generator checks every parameter the numerics care about; the
                 // expensive 256² NS config only builds its grids and samplers here.
                 loaded.value.generator().unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            Some("train") => {
+                let loaded = load::<TrainJobConfig>(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                loaded.value.validate(&loaded.source).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            Some("generate") => {
+                let loaded = load::<GenerateConfig>(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                loaded.value.validate(&loaded.source).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
             _ => panic!("configs/{name} has no schema in tests/configs.rs"),
         }

@@ -1,6 +1,8 @@
 //! One runner per subcommand, and the mapping of errors to exit codes.
 
 pub mod check;
+pub mod generate;
+pub mod train;
 mod datagen;
 mod import;
 mod info;
@@ -43,6 +45,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(opts) => merge::run(&opts, &cli.global),
         Command::Import(opts) => import::run(&opts),
         Command::Check(opts) => check::run(&opts),
+        Command::Train(opts) => train::run(&opts, &cli.global),
+        Command::Generate(opts) => generate::run(&opts, &cli.global),
     }
 }
 

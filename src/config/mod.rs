@@ -2,6 +2,8 @@
 //! suggestion), `--set section.key=value` overrides, and messages that name the file and key.
 
 pub mod datagen;
+pub mod generate;
+pub mod train;
 pub mod load;
 
 pub use load::{ConfigError, Loaded, Source, from_str, load, out_of_range};

@@ -1,0 +1,183 @@
+//! `fieldflow train`: train an FNO flow-matching model on a native data file.
+//!
+//! The first `train_fraction` of the samples train, the rest validate; both are standardised per
+//! channel with the training statistics, which are saved with every checkpoint together with the
+//! data file's metadata (PDE, channel names, domain, grid, source measure), so that
+//! `fieldflow generate` needs only the run directory.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use fieldflow_datasets::FieldReader;
+use fieldflow_pde::Grid2d;
+use serde::{Deserialize, Serialize};
+
+use super::BadInput;
+use crate::cli::{GlobalOpts, JobOpts};
+use crate::config::train::{NoiseConfig, TrainJobConfig};
+use crate::config::{self, ConfigError};
+use crate::model::{Fno, FnoConfig};
+use crate::train::{FieldDataOptions, TrainError, Trainer, load_field_dataset};
+
+/// `fieldflow train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainOpts {
+    /// Config and overrides.
+    #[command(flatten)]
+    pub job: JobOpts,
+    /// Start over: delete the run directory's checkpoints, log and normalisation first.
+    #[arg(long)]
+    pub force: bool,
+    /// Continue from the run directory's newest checkpoint (`--resume false`: refuse a run
+    /// directory that holds checkpoints).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub resume: bool,
+}
+
+/// What `fieldflow train` records in every checkpoint's `metadata`, for `fieldflow generate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedData {
+    /// The training data file.
+    pub data: String,
+    /// Its PDE.
+    pub pde: String,
+    /// Its channel names.
+    pub channels: Vec<String>,
+    /// Domain length in x.
+    pub lx: f64,
+    /// Domain length in y.
+    pub ly: f64,
+    /// Grid points in x.
+    pub nx: usize,
+    /// Grid points in y.
+    pub ny: usize,
+    /// The source measure.
+    pub noise: NoiseConfig,
+    /// The effective training config (TOML).
+    pub config: String,
+}
+
+fn load_config(opts: &TrainOpts) -> Result<(TrainJobConfig, String)> {
+    let loaded = config::load::<TrainJobConfig>(&opts.job.config, &opts.job.set)?;
+    loaded.value.validate(&loaded.source)?;
+    let effective = toml::to_string(&loaded.value).map_err(|e| ConfigError::Syntax {
+        path: loaded.source.clone(),
+        message: format!("cannot write the effective config: {e}"),
+    })?;
+    Ok((loaded.value, effective))
+}
+
+/// Removes what a run leaves in `dir` (not the directory itself, which may hold other files).
+fn clear_run(dir: &Path) -> Result<()> {
+    let checkpoints = dir.join("checkpoints");
+    if checkpoints.exists() {
+        std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
+    }
+    for name in ["train_log.csv", "normalization.json"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// User-fixable training errors become [`BadInput`] (exit 2).
+fn classify(e: TrainError) -> anyhow::Error {
+    match e {
+        TrainError::Config { .. }
+        | TrainError::ExistingRun { .. }
+        | TrainError::Checkpoint { .. }
+        | TrainError::NonFiniteData { .. }
+        | TrainError::Noise(_) => BadInput(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
+    let (cfg, effective) = load_config(opts)?;
+    if opts.job.dry_run {
+        print!("{effective}");
+        return Ok(());
+    }
+    let data_path = &cfg.data.path;
+    if !data_path.is_file() {
+        return Err(BadInput(format!(
+            "data file {} (data.path in {}) does not exist",
+            data_path.display(),
+            opts.job.config.display()
+        ))
+        .into());
+    }
+    let reader = FieldReader::open(data_path)
+        .map_err(|e| BadInput(format!("cannot read data file {}: {e}", data_path.display())))?;
+    let n = reader.len();
+    let n_train = ((n as f64 * cfg.data.train_fraction).round() as usize).clamp(1, n.max(1));
+    if n == 0 {
+        return Err(BadInput(format!("data file {} holds no samples", data_path.display())).into());
+    }
+    let [channels, ny, nx] = reader.sample_shape();
+    let meta = reader.metadata().clone();
+    let grid = Grid2d::new(nx, ny, meta.lx, meta.ly)
+        .map_err(|e| BadInput(format!("{}: unusable grid {ny}×{nx}: {e}", data_path.display())))?;
+    let device = Device::default();
+    let (train, normalization) =
+        load_field_dataset(&reader, 0..n_train, &FieldDataOptions::default(), &device).map_err(classify)?;
+    let validation = if n_train < n {
+        let options = FieldDataOptions { normalization: Some(normalization.clone()), ..FieldDataOptions::default() };
+        Some(load_field_dataset(&reader, n_train..n, &options, &device).map_err(classify)?.0)
+    } else {
+        None
+    };
+    let noise = cfg.noise.measure().sampler(&grid, channels).map_err(|e| BadInput(format!("[noise]: {e}")))?;
+    let m = &cfg.model;
+    let fno = FnoConfig::new(channels, channels)
+        .with_width(m.width)
+        .with_modes((m.modes, m.modes))
+        .with_layers(m.layers)
+        .with_time_embedding_dim(m.time_embedding_dim)
+        .with_projection_width(m.projection_width)
+        .with_seed(m.seed);
+    let trained = TrainedData {
+        data: data_path.display().to_string(),
+        pde: meta.pde.clone(),
+        channels: meta.channels.clone(),
+        lx: meta.lx,
+        ly: meta.ly,
+        nx,
+        ny,
+        noise: cfg.noise,
+        config: effective,
+    };
+    let run_dir = &cfg.output.run_dir;
+    if opts.force {
+        clear_run(run_dir)?;
+    }
+    let trainer = Trainer::<4, Fno>::new(cfg.train.clone(), fno, &device)
+        .map_err(classify)?
+        .with_run_dir(run_dir.clone())
+        .with_quiet(global.quiet)
+        .with_resume(opts.resume)
+        .with_normalization(normalization)
+        .with_metadata(serde_json::to_value(&trained).context("recording the data's metadata")?);
+    let outcome = trainer.fit(&train, validation.as_ref(), &noise).map_err(classify)?;
+    let train_loss = outcome.losses.last().copied().or_else(|| outcome.log.last().map(|r| r.train_loss));
+    let val_loss = outcome.log.iter().rev().find_map(|r| r.val_loss);
+    let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4e}"));
+    if let Some(from) = outcome.resumed_from {
+        println!("resumed from step {from}");
+    }
+    println!(
+        "trained {} steps on {n_train} samples ({} validation): train loss {}, val loss {}",
+        outcome.step,
+        n - n_train,
+        show(train_loss),
+        show(val_loss)
+    );
+    match &outcome.checkpoint {
+        Some(dir) => println!("checkpoint: {}", dir.display()),
+        None => println!("no checkpoint written"),
+    }
+    Ok(())
+}

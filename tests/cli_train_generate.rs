@@ -1,0 +1,151 @@
+//! `fieldflow datagen` → `train` → `generate` → `check` through the real binary.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use fieldflow_datasets::FieldReader;
+use fieldflow_pde::Grid2d;
+use fieldflow_pde::residuals::divergence_residual;
+use ndarray::{Axis, s};
+use predicates::prelude::*;
+
+fn fieldflow() -> Command {
+    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
+}
+
+fn config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
+}
+
+/// `key="path"` for `--set`.
+fn set_path(key: &str, path: &Path) -> String {
+    format!("{key}={:?}", path.display().to_string())
+}
+
+/// Generates 8 velocity samples at 16² and trains the smoke model on them.
+fn train_smoke(dir: &Path) -> PathBuf {
+    let data = dir.join("data.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config("smoke-datagen.toml"))
+        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "-o"])
+        .arg(&data)
+        .assert()
+        .success();
+    let run = dir.join("run");
+    fieldflow()
+        .args(["train", "--quiet", "--config"])
+        .arg(config("smoke-train.toml"))
+        .args(["--set", &set_path("data.path", &data), "--set", &set_path("output.run_dir", &run)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("trained 30 steps on 6 samples (2 validation)"))
+        .stdout(predicate::str::contains("step-00000030"));
+    assert!(run.join("checkpoints/step-00000030/checkpoint.json").is_file());
+    run
+}
+
+/// Max over samples of the spectral `max |∇·u|` of a generated file, and its shape.
+fn max_divergence(path: &Path) -> (f64, [usize; 4]) {
+    let reader = FieldReader::open(path).unwrap();
+    assert_eq!(reader.metadata().channels, ["u", "v"]);
+    let [c, ny, nx] = reader.sample_shape();
+    let fields = reader.read_range(0..reader.len()).unwrap();
+    let grid = Grid2d::new(nx, ny, reader.metadata().lx, reader.metadata().ly).unwrap();
+    let mut worst = 0.0_f64;
+    for sample in fields.axis_iter(Axis(0)) {
+        assert!(sample.iter().all(|v| v.is_finite()));
+        let r = divergence_residual(&grid, sample.slice(s![0..2, .., ..])).unwrap();
+        worst = worst.max(r.max);
+    }
+    // The fields are not trivially zero: the flow moved the noise somewhere.
+    assert!(fields.iter().map(|v| v.abs()).fold(0.0, f64::max) > 1e-3);
+    (worst, [reader.len(), c, ny, nx])
+}
+
+fn generate(run: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    fieldflow()
+        .args(["generate", "--quiet", "--config"])
+        .arg(config("smoke-generate.toml"))
+        .args(["--set", &set_path("model.run_dir", run), "-o"])
+        .arg(out)
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn datagen_train_generate_check_is_divergence_free_at_training_and_double_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_smoke(dir.path());
+
+    let gen16 = dir.path().join("gen.h5");
+    generate(&run, &gen16, &[]).success().stdout(predicate::str::contains("wrote 4 samples (16×16"));
+    let (div, shape) = max_divergence(&gen16);
+    assert_eq!(shape, [4, 2, 16, 16]);
+    assert!(div <= 1e-10, "max divergence {div:e} after PCFM");
+    fieldflow().arg("check").arg(&gen16).args(["--max-residual", "1e-10"]).assert().success();
+
+    // Zero-shot on a 32² grid: the FNO is resolution-independent, PCFM projects on the new grid.
+    let gen32 = dir.path().join("gen32.h5");
+    generate(&run, &gen32, &["--set", "resolution=32"]).success();
+    let (div, shape) = max_divergence(&gen32);
+    assert_eq!(shape, [4, 2, 32, 32]);
+    assert!(div <= 1e-10, "max divergence {div:e} after PCFM at 32²");
+    fieldflow().arg("check").arg(&gen32).args(["--max-residual", "1e-10"]).assert().success();
+
+    // Projection after an ordinary Heun solve is divergence-free too; plain sampling is not.
+    let projected = dir.path().join("projected.h5");
+    generate(&run, &projected, &["--set", "constraint.method=\"project\""]).success();
+    assert!(max_divergence(&projected).0 <= 1e-10);
+    let plain = dir.path().join("plain.h5");
+    generate(&run, &plain, &["--set", "constraint.kind=\"none\""]).success();
+    assert!(max_divergence(&plain).0 > 1e-6, "unconstrained samples of an untrained-ish model are not divergence-free");
+
+    // Training again resumes from the finished run (nothing to do); --resume false refuses it.
+    let data = dir.path().join("data.h5");
+    let train = || {
+        let mut cmd = fieldflow();
+        cmd.args(["train", "--quiet", "--config"]).arg(config("smoke-train.toml")).args([
+            "--set",
+            &set_path("data.path", &data),
+            "--set",
+            &set_path("output.run_dir", &run),
+        ]);
+        cmd
+    };
+    train().assert().success().stdout(predicate::str::contains("resumed from step 30"));
+    train().args(["--resume", "false"]).assert().code(2).stderr(predicate::str::contains("already holds checkpoints"));
+}
+
+#[test]
+fn generate_with_a_missing_run_dir_fails_with_exit_2_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-run");
+    let out = dir.path().join("gen.h5");
+    generate(&missing, &out, &[]).code(2).stderr(predicate::str::contains("no-such-run"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no output file on failure");
+}
+
+#[test]
+fn train_rejects_unknown_keys_and_missing_data_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    fieldflow()
+        .args(["train", "--quiet", "--config"])
+        .arg(config("smoke-train.toml"))
+        .args(["--set", "model.widht=8", "--set", &set_path("output.run_dir", &run)])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("smoke-train.toml").and(predicate::str::contains("model.widht")));
+    let missing = dir.path().join("missing.h5");
+    fieldflow()
+        .args(["train", "--quiet", "--config"])
+        .arg(config("smoke-train.toml"))
+        .args(["--set", &set_path("data.path", &missing), "--set", &set_path("output.run_dir", &run)])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.h5"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written on failure");
+}
