@@ -1,13 +1,13 @@
 //! One runner per subcommand, and the mapping of errors to exit codes.
 
 pub mod check;
-pub mod generate;
-pub mod train;
 mod datagen;
+pub mod generate;
 mod import;
 mod info;
 mod merge;
 mod progress;
+pub mod train;
 
 use anyhow::Result;
 

@@ -3,7 +3,7 @@
 
 pub mod datagen;
 pub mod generate;
-pub mod train;
 pub mod load;
+pub mod train;
 
 pub use load::{ConfigError, Loaded, Source, from_str, load, out_of_range};

@@ -56,12 +56,14 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod confg;
 pub mod config;
 pub mod data;
 pub mod ema;
 pub mod flow_model;
 pub mod log;
 pub mod loss;
+pub mod residual;
 pub mod schedule;
 pub mod trainer;
 
