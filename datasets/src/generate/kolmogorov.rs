@@ -5,10 +5,9 @@
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::kolmogorov::Kolmogorov;
 use fieldflow_pde::navier_stokes::record;
-use fieldflow_pde::operators::{velocity_from_vorticity, vorticity};
+use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler, VelocityScale};
-use fieldflow_pde::resample::resample;
-use ndarray::{Array3, Array4, ArrayView2, Axis, s};
+use ndarray::{Array4, Axis};
 
 use super::{Boundary, Description, GenerateError, Generator, NsOutput, Sample, periodic_coords};
 
@@ -91,37 +90,15 @@ impl KolmogorovGenerator {
         let p = &self.params;
         (0..p.snapshots).map(|k| p.spin_up + k as f64 * p.interval).collect()
     }
-
-    fn output_fields(&self, w: ArrayView2<f64>) -> Result<Array3<f64>, fieldflow_pde::PdeError> {
-        let n = self.params.output_resolution;
-        let w = resample(w, n, n)?;
-        let uv = velocity_from_vorticity(&self.output_grid, w.view())?;
-        Ok(match self.params.output {
-            NsOutput::Vorticity => w.insert_axis(Axis(0)),
-            NsOutput::Velocity => uv,
-            NsOutput::Both => {
-                // The curl of the stored velocity, so the channels agree exactly.
-                let mut out = Array3::zeros((3, n, n));
-                out.slice_mut(s![0, .., ..]).assign(&vorticity(&self.output_grid, uv.view())?);
-                out.slice_mut(s![1..3, .., ..]).assign(&uv);
-                out
-            }
-        })
-    }
 }
 
 impl Generator for KolmogorovGenerator {
     fn describe(&self) -> Description {
         let n = self.params.output_resolution;
         let l = 2.0 * std::f64::consts::PI;
-        let channels: &[&str] = match self.params.output {
-            NsOutput::Vorticity => &["w"],
-            NsOutput::Velocity => &["u", "v"],
-            NsOutput::Both => &["w", "u", "v"],
-        };
         Description {
             pde: "kolmogorov",
-            channels: channels.iter().map(|c| c.to_string()).collect(),
+            channels: self.params.output.channels(),
             coefficient_channels: Vec::new(),
             times: if self.params.snapshots > 1 { self.times() } else { Vec::new() },
             shape: (n, n),
@@ -143,12 +120,16 @@ impl Generator for KolmogorovGenerator {
         let mut solver = self.params.flow.solver(self.solve_grid.clone(), w0.view()).map_err(err)?;
         let times = self.times();
         let traj = record(&mut solver, &times, false).map_err(err)?;
-        let last = self.output_fields(traj.vorticity.index_axis(Axis(0), times.len() - 1)).map_err(err)?;
+        let last = self
+            .params
+            .output
+            .fields(&self.output_grid, traj.vorticity.index_axis(Axis(0), times.len() - 1))
+            .map_err(err)?;
         let trajectory = if times.len() > 1 {
             let n = self.params.output_resolution;
             let mut t = Array4::zeros((times.len(), last.shape()[0], n, n));
             for (k, w) in traj.vorticity.axis_iter(Axis(0)).enumerate() {
-                t.index_axis_mut(Axis(0), k).assign(&self.output_fields(w).map_err(err)?);
+                t.index_axis_mut(Axis(0), k).assign(&self.params.output.fields(&self.output_grid, w).map_err(err)?);
             }
             Some(t)
         } else {

@@ -10,7 +10,7 @@ use fieldflow_pde::navier_stokes::{AdaptiveDt, Forcing, NavierStokes2d, NsParams
 use fieldflow_pde::operators::velocity_from_vorticity;
 use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler};
 use fieldflow_pde::resample::resample;
-use ndarray::{Array3, Array4, Axis, s};
+use ndarray::{Array3, Array4, ArrayView2, Axis, s};
 
 use super::{Boundary, Description, GenerateError, Generator, Sample, periodic_coords};
 
@@ -27,13 +27,34 @@ pub enum NsOutput {
 }
 
 impl NsOutput {
-    fn channels(self) -> Vec<String> {
+    /// The stored channel names.
+    pub(super) fn channels(self) -> Vec<String> {
         let names: &[&str] = match self {
             NsOutput::Vorticity => &["w"],
             NsOutput::Velocity => &["u", "v"],
             NsOutput::Both => &["w", "u", "v"],
         };
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The stored channels of a vorticity snapshot `w` (any resolution), spectrally resampled to
+    /// `grid`. Velocities are computed on `grid`, so they are divergence-free there; with
+    /// [`NsOutput::Both`] the stored vorticity is the curl of the stored velocity, so the channels
+    /// agree exactly (the coarse Nyquist modes, which no velocity on this grid can carry, are
+    /// dropped).
+    pub(super) fn fields(self, grid: &Grid2d, w: ArrayView2<f64>) -> Result<Array3<f64>, fieldflow_pde::PdeError> {
+        let w = resample(w, grid.ny(), grid.nx())?;
+        if self == NsOutput::Vorticity {
+            return Ok(w.insert_axis(Axis(0)));
+        }
+        let uv = velocity_from_vorticity(grid, w.view())?;
+        if self == NsOutput::Velocity {
+            return Ok(uv);
+        }
+        let mut out = Array3::zeros((3, grid.ny(), grid.nx()));
+        out.slice_mut(s![0, .., ..]).assign(&fieldflow_pde::operators::vorticity(grid, uv.view())?);
+        out.slice_mut(s![1..3, .., ..]).assign(&uv);
+        Ok(out)
     }
 }
 
@@ -135,28 +156,6 @@ impl Ns2dGenerator {
             (1..=p.snapshots).map(|k| p.t_final * k as f64 / p.snapshots as f64).collect()
         }
     }
-
-    /// The stored channels of one vorticity snapshot on the output grid.
-    fn output_fields(&self, w: ndarray::ArrayView2<f64>) -> Result<Array3<f64>, fieldflow_pde::PdeError> {
-        let n = self.params.output_resolution;
-        let w = resample(w, n, n)?;
-        let channels = self.params.output.channels().len();
-        let mut out = Array3::zeros((channels, n, n));
-        let velocity = || velocity_from_vorticity(&self.output_grid, w.view());
-        match self.params.output {
-            NsOutput::Vorticity => out.slice_mut(s![0, .., ..]).assign(&w),
-            NsOutput::Velocity => out.assign(&velocity()?),
-            NsOutput::Both => {
-                // The curl of the stored velocity, so the channels agree exactly (the coarse
-                // Nyquist modes, which no velocity on this grid can carry, are dropped).
-                let uv = velocity()?;
-                out.slice_mut(s![0, .., ..])
-                    .assign(&fieldflow_pde::operators::vorticity(&self.output_grid, uv.view())?);
-                out.slice_mut(s![1..3, .., ..]).assign(&uv);
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl Generator for Ns2dGenerator {
@@ -186,11 +185,11 @@ impl Generator for Ns2dGenerator {
         let n = self.params.output_resolution;
         let coefficients = resample(w0.view(), n, n).map_err(err)?.insert_axis(Axis(0));
         let last = traj.vorticity.index_axis(Axis(0), times.len() - 1);
-        let fields = self.output_fields(last).map_err(err)?;
+        let fields = self.params.output.fields(&self.output_grid, last).map_err(err)?;
         let trajectory = if self.params.snapshots > 0 {
             let mut t = Array4::zeros((times.len(), fields.shape()[0], n, n));
             for (k, w) in traj.vorticity.axis_iter(Axis(0)).enumerate() {
-                t.index_axis_mut(Axis(0), k).assign(&self.output_fields(w).map_err(err)?);
+                t.index_axis_mut(Axis(0), k).assign(&self.params.output.fields(&self.output_grid, w).map_err(err)?);
             }
             Some(t)
         } else {
