@@ -25,6 +25,37 @@ pub struct GlobalOpts {
     /// Worker threads (default: all cores).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Where networks run: cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceName::Cpu)]
+    pub device: DeviceName,
+}
+
+/// Devices by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceName {
+    /// burn's CPU backend (flex), with fieldflow's CPU inference engine for sampling.
+    Cpu,
+    /// The first CUDA GPU (a build with `--features cuda`).
+    Cuda,
+}
+
+impl GlobalOpts {
+    /// The burn device `--device` names.
+    ///
+    /// # Errors
+    /// [`crate::commands::BadInput`] for `cuda` in a build without the `cuda` feature.
+    pub fn device(&self) -> Result<burn::tensor::Device, crate::commands::BadInput> {
+        match self.device {
+            DeviceName::Cpu => Ok(burn::tensor::Device::default()),
+            #[cfg(feature = "cuda")]
+            DeviceName::Cuda => Ok(burn::tensor::Device::cuda(0usize)),
+            #[cfg(not(feature = "cuda"))]
+            DeviceName::Cuda => Err(crate::commands::BadInput(
+                "--device cuda: this fieldflow was built without CUDA; rebuild with `cargo build --release --features cuda`"
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// The subcommands.
@@ -40,10 +71,14 @@ pub enum Command {
     Import(ImportOpts),
     /// Check how well a file's fields obey their physics (divergence, Darcy residual, finiteness).
     Check(crate::commands::check::CheckOpts),
+    /// Compare generated fields with a reference set: MMSE, SMSE, spectrum, density and constraint errors.
+    Eval(crate::commands::eval::EvalOpts),
     /// Train a flow-matching FNO on a data file (config-driven).
     Train(crate::commands::train::TrainOpts),
     /// Sample a trained model into a data file, optionally divergence-free (config-driven).
     Generate(crate::commands::generate::GenerateOpts),
+    /// Draw PNG plots: field heatmaps, energy spectra, training-loss curves.
+    Plot(crate::commands::plot::PlotOpts),
 }
 
 /// Options of every config-driven job.

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod noise;
 pub mod path;
+pub mod plot;
 pub mod sample;
 pub mod train;
 

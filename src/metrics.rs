@@ -9,7 +9,8 @@
 //! - **Distribution metrics** (Functional Flow Matching): [`spectrum_mse`], the MSE between the
 //!   mean shell power spectra ([`mean_power_spectrum`]) of the two sets, and [`density_mse`], the
 //!   MSE between the histograms (as densities) of all pointwise values, with bins shared by both
-//!   sets.
+//!   sets. [`spectrum_relative_error`] is the relative L2 error of the mean spectrum over the
+//!   resolved band ([`resolved_shells`]).
 //! - **PDEBench errors** between paired predictions and truths: [`nrmse`], [`crmse`], [`brmse`],
 //!   [`frmse`] (see each function for the exact definition).
 //!
@@ -182,6 +183,45 @@ pub fn spectrum_mse(grid: &Grid2d, generated: ArrayView4<f64>, reference: ArrayV
         (g, r)
     };
     Ok(g.iter().zip(&r).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / g.len().max(1) as f64)
+}
+
+/// The resolved band of shell spectra on `grid`: the shells `n ≥ 1` whose whole annulus
+/// `[(n − ½)Δk, (n + ½)Δk)` lies inside the grid's wavenumber rectangle, i.e.
+/// `(n + ½)Δk ≤ min(π nx / Lx, π ny / Ly)` with `Δk = 2π / max(Lx, Ly)` the shell width of
+/// [`mean_power_spectrum`]. The mean (shell 0) is left out. Empty for grids too coarse to resolve
+/// a full shell.
+pub fn resolved_shells(grid: &Grid2d) -> std::ops::RangeInclusive<usize> {
+    let dk = 2.0 * std::f64::consts::PI / grid.lx().max(grid.ly());
+    let kr =
+        (std::f64::consts::PI * grid.nx() as f64 / grid.lx()).min(std::f64::consts::PI * grid.ny() as f64 / grid.ly());
+    // Empty (1..=0) when not even shell 1 is resolved.
+    1..=(kr / dk - 0.5).floor().max(0.0) as usize
+}
+
+/// Relative L2 error of the mean shell spectrum over the resolved band ([`resolved_shells`]):
+/// `‖E_gen − E_ref‖₂ / ‖E_ref‖₂` over those shells, where `E` is the mean shell power spectrum of
+/// a set ([`mean_power_spectrum`], all channels summed). 0 when both spectra vanish on the band,
+/// `+∞` when only the reference does.
+///
+/// # Errors
+/// As [`spectrum_mse`].
+pub fn spectrum_relative_error(grid: &Grid2d, generated: ArrayView4<f64>, reference: ArrayView4<f64>) -> Result<f64> {
+    check_same_field_shape(&generated, &reference)?;
+    let g = mean_power_spectrum(grid, generated)?.energy;
+    let r = mean_power_spectrum(grid, reference)?.energy;
+    let band = resolved_shells(grid);
+    let (mut err, mut norm) = (0.0, 0.0);
+    for n in band.filter(|&n| n < r.len()) {
+        err += (g[n] - r[n]) * (g[n] - r[n]);
+        norm += r[n] * r[n];
+    }
+    Ok(if norm > 0.0 {
+        (err / norm).sqrt()
+    } else if err > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    })
 }
 
 /// Pointwise-density MSE: all values of each set are histogrammed into `bins` equal bins spanning
@@ -499,5 +539,24 @@ mod tests {
         assert!(matches!(frmse(odd.view(), odd.view(), &PDEBENCH_BANDS), Err(MetricsError::Pde(_))));
         let c = DivergenceFree::new(g);
         assert!(matches!(constraint_errors(&c, a.view()), Err(MetricsError::Pde(_))));
+    }
+
+    #[test]
+    fn spectrum_relative_error_counts_only_the_resolved_band() {
+        let g = Grid2d::square(16, 1.0).unwrap();
+        // 16 points: shells 1..=7 have their whole annulus below the Nyquist wavenumber 8.
+        assert_eq!(resolved_shells(&g), 1..=7);
+        assert!(resolved_shells(&Grid2d::square(2, 1.0).unwrap()).is_empty());
+        // Doubling the fields quadruples the spectrum: relative error 3 exactly.
+        let a = set(3, 2, 16, 16, 1);
+        let b = a.mapv(|v| 2.0 * v);
+        close(spectrum_relative_error(&g, b.view(), a.view()).unwrap(), 3.0, 1e-12);
+        assert_eq!(spectrum_relative_error(&g, a.view(), a.view()).unwrap(), 0.0);
+        // A constant offset only changes shell 0, which is left out; a mode above the band too.
+        let nyquist = Grid2d::square(16, 1.0).unwrap().field_from_fn(|x, _| (TAU * 8.0 * x).cos());
+        let shifted = Array4::from_shape_fn(a.raw_dim(), |(n, c, i, j)| a[[n, c, i, j]] + 5.0 + nyquist[[i, j]]);
+        let base = spectrum_relative_error(&g, a.view(), a.view()).unwrap();
+        let with_offset = spectrum_relative_error(&g, shifted.view(), a.view()).unwrap();
+        assert!((with_offset - base).abs() < 1e-12, "{with_offset}");
     }
 }

@@ -12,9 +12,14 @@ use fieldflow::config::train::TrainJobConfig;
 /// The schema of each file in `configs/`; a new config must be added here.
 fn schema(name: &str) -> Option<&'static str> {
     match name {
-        "ns2d.toml" | "ns2d-velocity.toml" | "kolmogorov.toml" | "darcy.toml" | "smoke-datagen.toml" => Some("datagen"),
-        "smoke-train.toml" => Some("train"),
-        "smoke-generate.toml" => Some("generate"),
+        "ns2d.toml"
+        | "ns2d-velocity.toml"
+        | "ns2d-divfree-data.toml"
+        | "kolmogorov.toml"
+        | "darcy.toml"
+        | "smoke-datagen.toml" => Some("datagen"),
+        "smoke-train.toml" | "smoke-train-pbfm.toml" | "ns2d-divfree-train.toml" => Some("train"),
+        "smoke-generate.toml" | "ns2d-divfree.toml" => Some("generate"),
         _ => None,
     }
 }

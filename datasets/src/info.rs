@@ -82,6 +82,8 @@ pub struct Info {
     pub stats: Vec<ChannelStats>,
     /// Why the file does not open as its format, if it does not (the layout check's message).
     pub problem: Option<String>,
+    /// Residual reports in `/checks` (native files, written by `fieldflow check --write`).
+    pub checks: Vec<crate::checks::CheckRecord>,
 }
 
 /// Summarises an HDF5 file of any kind.
@@ -113,6 +115,7 @@ pub fn info(path: impl AsRef<Path>) -> Result<Info> {
         datasets,
         stats: Vec::new(),
         problem: None,
+        checks: Vec::new(),
     };
     let format = match detect_open(&file, path) {
         Ok(f) => f,
@@ -124,6 +127,10 @@ pub fn info(path: impl AsRef<Path>) -> Result<Info> {
     drop(file);
     out.format = Some(format);
     if format == SourceFormat::Native {
+        match crate::checks::read_checks(path) {
+            Ok(checks) => out.checks = checks,
+            Err(e) => out.problem = Some(e.to_string()),
+        }
         match FieldReader::open(path) {
             Ok(reader) => {
                 let m = reader.metadata();
@@ -305,6 +312,23 @@ impl fmt::Display for Info {
                     f,
                     "  {label:width$}  mean {:>12.5e}  std {:>12.5e}  min {:>12.5e}  max {:>12.5e}",
                     s.mean, s.std, s.min, s.max
+                )?;
+            }
+        }
+        if !self.checks.is_empty() {
+            writeln!(f, "checks (per-sample residuals in /checks)")?;
+            let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for c in &self.checks {
+                writeln!(
+                    f,
+                    "  {:width$}  {}: max {:.3e}  mean {:.3e}  over {} samples  ({}, {})",
+                    c.name,
+                    c.metric,
+                    c.max,
+                    c.mean,
+                    c.per_sample.len(),
+                    c.created_by,
+                    c.timestamp
                 )?;
             }
         }

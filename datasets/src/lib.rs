@@ -12,6 +12,7 @@
 //! /trajectories  (N, T, C, ny, nx)  optional            time series, with /time (T,)
 //! /grid/x (nx,), /grid/y (ny,)                          float64 coordinates
 //! /stats/{fields,coefficients,trajectories}_{mean,std,min,max} (C,) per-channel statistics
+//! /checks/<name>/per_sample (N,)                        residual reports of `fieldflow check --write`
 //! attributes on /: fieldflow_format = 1, pde, channels, coefficient_channels, lx, ly, boundary,
 //!                  seed, created_by, config (see [`Metadata`])
 //! ```
@@ -65,6 +66,7 @@ macro_rules! source_accessors {
 }
 
 mod atomic;
+pub mod checks;
 mod error;
 pub mod fno_mat;
 pub mod generate;
@@ -79,6 +81,7 @@ mod stats;
 mod writer;
 mod xdmf;
 
+pub use checks::{CheckRecord, read_checks, write_check};
 pub use error::{DatasetError, Result};
 pub use import::{ImportOptions, import};
 pub use info::{AttributeInfo, ChannelStats, DatasetInfo, Info, info};

@@ -13,17 +13,20 @@
 //! Every file is also checked for non-finite values; a sample holding one gets an infinite
 //! residual. Exit code 3 when `--max-residual X` is given and some sample's judged residual
 //! exceeds `X`.
+//!
+//! With `--write` the per-sample judged residuals, their max and mean are also stored in the
+//! file's `/checks/<check>` group ([`fieldflow_datasets::checks`]); only native files are written.
 
 use std::io::Write;
-use std::ops::Range;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use fieldflow_datasets::{FieldSource, open_source};
+use fieldflow_datasets::checks::{CheckRecord, write_check};
+use fieldflow_datasets::{FieldSource, SourceFormat, open_source};
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::darcy::{DarcyOperator, FaceAverage, Forcing};
 use fieldflow_pde::residuals::divergence_residual;
-use ndarray::{Array2, Axis, s};
+use ndarray::{Array2, ArrayView4, Axis, s};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -55,6 +58,10 @@ pub struct CheckOpts {
     /// ‖A(a)u − f‖/‖f‖) exceeds X, or a sample holds non-finite values.
     #[arg(long, value_name = "X")]
     pub max_residual: Option<f64>,
+    /// Also store the per-sample residuals and their summary in the file's `/checks/<check>`
+    /// group (replacing an earlier report of the same check). Native fieldflow files only.
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// Samples read per batch.
@@ -62,7 +69,7 @@ const BATCH: usize = 64;
 
 /// What is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// Divergence of the velocity in channels `u`, `v`.
     Divergence { u: usize, v: usize },
     /// Darcy residual of solution channel `u` with coefficient channel `a`.
@@ -72,11 +79,21 @@ enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// The check's name: `divergence-free`, `darcy` or `finite`.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Divergence { .. } => "divergence-free",
             Self::Darcy { .. } => "darcy",
             Self::Finite => "finite",
+        }
+    }
+
+    /// What the judged (relative) and the absolute residual measure.
+    pub(crate) fn measures(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Divergence { .. } => ("relative divergence |div u|/|grad u|", "max |div u|"),
+            Self::Darcy { .. } => ("relative residual |A(a)u - f|/|f|", "|A(a)u - f|_2"),
+            Self::Finite => ("none", "none"),
         }
     }
 }
@@ -85,13 +102,13 @@ fn channel(names: &[String], name: &str) -> Option<usize> {
     names.iter().position(|c| c == name)
 }
 
-/// Picks the check from the flags, else from the metadata.
-fn infer(source: &dyn FieldSource, opts: &CheckOpts) -> Result<Kind> {
+/// Picks the check from the flags (`--constraint`, `--pde`), else from the metadata.
+fn infer(source: &dyn FieldSource, pde: Option<&str>, constraint: Option<&str>) -> Result<Kind> {
     let meta = source.metadata();
     let file = source.path().display();
-    let constraint = match (&opts.constraint, &opts.pde) {
-        (Some(c), _) => c.clone(),
-        (None, Some(p)) => match p.as_str() {
+    let constraint = match (constraint, pde) {
+        (Some(c), _) => c.to_owned(),
+        (None, Some(p)) => match p {
             "navier_stokes" | "ns2d" | "kolmogorov" => "divergence-free".into(),
             "darcy" => "darcy".into(),
             other => {
@@ -172,105 +189,180 @@ fn describe(forcing: Forcing) -> String {
     }
 }
 
-/// Per-sample (judged, absolute) residuals of one batch.
-fn check_batch(
-    source: &dyn FieldSource,
-    kind: Kind,
-    range: Range<usize>,
-    grid: Option<&Grid2d>,
-    darcy: Option<(&DarcyOperator, &Array2<f64>)>,
-) -> Result<Vec<(f64, f64)>> {
-    let file = source.path().display().to_string();
-    let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
-    let coefficients = match kind {
-        Kind::Darcy { .. } => Some(
-            source
-                .read_coefficients(range)
-                .with_context(|| format!("reading the coefficients of {file}"))?
-                .ok_or_else(|| BadInput(format!("{file} has no /coefficients for the Darcy check")))?,
-        ),
-        _ => None,
-    };
-    fields
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, sample)| {
-            let finite = sample.iter().all(|v| v.is_finite())
-                && coefficients.as_ref().is_none_or(|c| c.slice(s![i, .., .., ..]).iter().all(|v| v.is_finite()));
-            if !finite {
-                return Ok((f64::INFINITY, f64::INFINITY));
-            }
+/// A check ready to run on the samples of one file: what is checked and the operators it needs.
+#[derive(Debug)]
+pub(crate) struct Checker {
+    /// What is checked.
+    pub(crate) kind: Kind,
+    file: String,
+    grid: Option<Grid2d>,
+    darcy: Option<(DarcyOperator, Array2<f64>)>,
+    forcing: Forcing,
+    forcing_source: &'static str,
+}
+
+impl Checker {
+    /// The check of `source`: forced by `pde` / `constraint` (the `--pde` / `--constraint`
+    /// flags) or inferred from the metadata, with the Darcy forcing `forcing` (else the file's
+    /// config, else 1).
+    ///
+    /// # Errors
+    /// [`BadInput`] naming the file for unknown flags, missing channels or grids the check
+    /// cannot run on.
+    pub(crate) fn new(
+        source: &dyn FieldSource,
+        pde: Option<&str>,
+        constraint: Option<&str>,
+        forcing: Option<f64>,
+    ) -> Result<Self> {
+        let kind = infer(source, pde, constraint)?;
+        let path = source.path();
+        let meta = source.metadata();
+        let [_, ny, nx] = source.sample_shape();
+        let grid =
             match kind {
-                Kind::Finite => Ok((0.0, 0.0)),
-                Kind::Divergence { u, v } => {
-                    let grid = grid.context("no grid for the divergence check")?;
-                    let uv = ndarray::stack(Axis(0), &[sample.index_axis(Axis(0), u), sample.index_axis(Axis(0), v)])?;
-                    let r = divergence_residual(grid, uv.view()).with_context(|| format!("sample {i} of {file}"))?;
-                    Ok((r.relative, r.max))
+                Kind::Divergence { .. } => Some(Grid2d::new(nx, ny, meta.lx, meta.ly).map_err(|e| {
+                    BadInput(format!("{}: cannot check the divergence on this grid: {e}", path.display()))
+                })?),
+                _ => None,
+            };
+        let (forcing, forcing_source) = darcy_forcing(forcing, &meta.config);
+        let darcy = match kind {
+            Kind::Darcy { .. } => {
+                if nx != ny {
+                    return Err(BadInput(format!(
+                        "{}: the Darcy check needs a square grid, not {ny}×{nx}",
+                        path.display()
+                    ))
+                    .into());
                 }
-                Kind::Darcy { u, a } => {
-                    let (op, f) = darcy.context("no operator for the Darcy check")?;
-                    let coefficients = coefficients.as_ref().context("no coefficients")?;
-                    let r = op
-                        .residual_summary(coefficients.slice(s![i, a, .., ..]), sample.index_axis(Axis(0), u), f.view())
-                        .map_err(|e| BadInput(format!("sample {i} of {file}: {e}")))?;
-                    Ok((r.relative, r.norm))
-                }
+                let op = DarcyOperator::new(nx, FaceAverage::Arithmetic)
+                    .map_err(|e| BadInput(format!("{}: cannot check the Darcy residual: {e}", path.display())))?;
+                let f = forcing
+                    .field(nx)
+                    .map_err(|e| BadInput(format!("{}: bad Darcy forcing ({forcing_source}): {e}", path.display())))?;
+                Some((op, f))
             }
-        })
-        .collect()
+            _ => None,
+        };
+        Ok(Self { kind, file: path.display().to_string(), grid, darcy, forcing, forcing_source })
+    }
+
+    /// Per-sample (judged, absolute) residuals of the first `n` samples of `source` (the file
+    /// the checker was made for), read in batches.
+    ///
+    /// # Errors
+    /// Read errors naming the file; a Darcy file without coefficients is [`BadInput`].
+    pub(crate) fn run_source(&self, source: &dyn FieldSource, n: usize) -> Result<Vec<(f64, f64)>> {
+        let file = &self.file;
+        let mut values = Vec::with_capacity(n);
+        for start in (0..n).step_by(BATCH) {
+            let range = start..(start + BATCH).min(n);
+            let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
+            let coefficients = match self.kind {
+                Kind::Darcy { .. } => Some(
+                    source
+                        .read_coefficients(range)
+                        .with_context(|| format!("reading the coefficients of {file}"))?
+                        .ok_or_else(|| BadInput(format!("{file} has no /coefficients for the Darcy check")))?,
+                ),
+                _ => None,
+            };
+            values.extend(self.residuals(start, fields.view(), coefficients.as_ref().map(|c| c.view()))?);
+        }
+        Ok(values)
+    }
+
+    /// Per-sample (judged, absolute) residuals of `fields` `[B, C, ny, nx]` (with the Darcy
+    /// coefficients `[B, Ca, ny, nx]`), whose first sample is sample `first` of the file. A sample
+    /// holding a non-finite value gets `(+∞, +∞)`.
+    ///
+    /// # Errors
+    /// [`BadInput`] naming the sample for a Darcy check without coefficients or with wrong shapes.
+    pub(crate) fn residuals(
+        &self,
+        first: usize,
+        fields: ArrayView4<f64>,
+        coefficients: Option<ArrayView4<f64>>,
+    ) -> Result<Vec<(f64, f64)>> {
+        let file = &self.file;
+        if matches!(self.kind, Kind::Darcy { .. }) && coefficients.is_none() {
+            return Err(BadInput(format!("{file} has no /coefficients for the Darcy check")).into());
+        }
+        fields
+            .axis_iter(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, sample)| {
+                let index = first + i;
+                let finite = sample.iter().all(|v| v.is_finite())
+                    && coefficients.as_ref().is_none_or(|c| c.slice(s![i, .., .., ..]).iter().all(|v| v.is_finite()));
+                if !finite {
+                    return Ok((f64::INFINITY, f64::INFINITY));
+                }
+                match self.kind {
+                    Kind::Finite => Ok((0.0, 0.0)),
+                    Kind::Divergence { u, v } => {
+                        let grid = self.grid.as_ref().context("no grid for the divergence check")?;
+                        let uv =
+                            ndarray::stack(Axis(0), &[sample.index_axis(Axis(0), u), sample.index_axis(Axis(0), v)])?;
+                        let r = divergence_residual(grid, uv.view())
+                            .with_context(|| format!("sample {index} of {file}"))?;
+                        Ok((r.relative, r.max))
+                    }
+                    Kind::Darcy { u, a } => {
+                        let (op, f) = self.darcy.as_ref().context("no operator for the Darcy check")?;
+                        let coefficients = coefficients.as_ref().context("no coefficients")?;
+                        let r = op
+                            .residual_summary(
+                                coefficients.slice(s![i, a, .., ..]),
+                                sample.index_axis(Axis(0), u),
+                                f.view(),
+                            )
+                            .map_err(|e| BadInput(format!("sample {index} of {file}: {e}")))?;
+                        Ok((r.relative, r.norm))
+                    }
+                }
+            })
+            .collect()
+    }
 }
 
 pub fn run(opts: &CheckOpts) -> Result<()> {
     let path = &opts.file;
     let source = open_source(path).map_err(|e| BadInput(format!("cannot read {}: {e}", path.display())))?;
-    let kind = infer(source.as_ref(), opts)?;
-    let meta = source.metadata();
-    let [_, ny, nx] = source.sample_shape();
+    if opts.write && source.format() != SourceFormat::Native {
+        return Err(BadInput(format!(
+            "{}: --write stores the report in the file, but this is {}, not a fieldflow file; upstream files are \
+             never modified (import it with `fieldflow import` first)",
+            path.display(),
+            source.format().description()
+        ))
+        .into());
+    }
+    let checker = Checker::new(source.as_ref(), opts.pde.as_deref(), opts.constraint.as_deref(), opts.forcing)?;
+    let kind = checker.kind;
+    let (forcing, forcing_source) = (checker.forcing, checker.forcing_source);
+    let meta = source.metadata().clone();
     let n = source.len();
     if n == 0 {
         return Err(BadInput(format!("{} holds no samples", path.display())).into());
     }
-    let grid = match kind {
-        Kind::Divergence { .. } => Some(
-            Grid2d::new(nx, ny, meta.lx, meta.ly)
-                .map_err(|e| BadInput(format!("{}: cannot check the divergence on this grid: {e}", path.display())))?,
-        ),
-        _ => None,
-    };
-    let (forcing, forcing_source) = darcy_forcing(opts.forcing, &meta.config);
-    let darcy = match kind {
-        Kind::Darcy { .. } => {
-            if nx != ny {
-                return Err(BadInput(format!(
-                    "{}: the Darcy check needs a square grid, not {ny}×{nx}",
-                    path.display()
-                ))
-                .into());
-            }
-            let op = DarcyOperator::new(nx, FaceAverage::Arithmetic)
-                .map_err(|e| BadInput(format!("{}: cannot check the Darcy residual: {e}", path.display())))?;
-            let f = forcing
-                .field(nx)
-                .map_err(|e| BadInput(format!("{}: bad Darcy forcing ({forcing_source}): {e}", path.display())))?;
-            Some((op, f))
-        }
-        _ => None,
-    };
-    let mut values = Vec::with_capacity(n);
-    for start in (0..n).step_by(BATCH) {
-        let range = start..(start + BATCH).min(n);
-        values.extend(check_batch(source.as_ref(), kind, range, grid.as_ref(), darcy.as_ref().map(|(o, f)| (o, f)))?);
-    }
+    let values = checker.run_source(source.as_ref(), n)?;
+    // HDF5 cannot reopen the file read-write while this read-only handle is open.
+    drop(source);
     let relative = ErrorSummary::from_values(values.iter().map(|v| v.0).collect())?;
     let absolute = ErrorSummary::from_values(values.iter().map(|v| v.1).collect())?;
     let non_finite = values.iter().filter(|v| v.0.is_infinite()).count();
     let exceeded = opts.max_residual.is_some_and(|limit| relative.max.is_nan() || relative.max > limit);
-    let (measure, abs_measure) = match kind {
-        Kind::Divergence { .. } => ("relative divergence |div u|/|grad u|", "max |div u|"),
-        Kind::Darcy { .. } => ("relative residual |A(a)u - f|/|f|", "|A(a)u - f|_2"),
-        Kind::Finite => ("none", "none"),
+    let (measure, abs_measure) = kind.measures();
+    let written = if opts.write {
+        let record = CheckRecord::new(kind.name(), measure, relative.per_sample.clone());
+        write_check(path, kind.name(), &record)
+            .with_context(|| format!("storing the {} report in {}", kind.name(), path.display()))?;
+        Some(format!("/checks/{}", kind.name()))
+    } else {
+        None
     };
     if opts.json {
         let summary = |e: &ErrorSummary| json!({"max": e.max, "mean": e.mean, "worst": e.worst()});
@@ -287,6 +379,7 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
             "per_sample_absolute": absolute.per_sample,
             "max_residual": opts.max_residual,
             "exceeded": exceeded,
+            "written": written,
         });
         println!("{value:#}");
     } else {
@@ -319,6 +412,9 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
                     absolute.worst()
                 );
             }
+        }
+        if let Some(group) = &written {
+            println!("written   {group} in {}", path.display());
         }
     }
     if exceeded {

@@ -8,25 +8,30 @@
 //! `x₀ = μ + s ⊙ x̃₀`: the two flows are the same map, and the constraint `∇·u = 0` then holds for
 //! the fields written (a per-channel scaling does not preserve the divergence).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::constraints::DivergenceFree;
+use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::residuals::divergence_residual;
-use ndarray::{Array4, Axis, Ix4};
+use fieldflow_pde::spectrum::{Spectrum, mean_power_spectrum};
+use ndarray::{Array2, Array3, Array4, Axis, Ix4, s};
 
 use super::train::TrainedData;
 use super::{BadInput, progress};
-use crate::cli::{GlobalOpts, JobOpts};
+use crate::cli::{DeviceName, GlobalOpts, JobOpts};
 use crate::config::datagen::DtypeName;
-use crate::config::generate::{ConstraintKind, ConstraintMethod, GenerateConfig};
+use crate::config::generate::{ConstraintKind, ConstraintMethod, GenerateConfig, SolverName};
 use crate::config::{self, ConfigError};
 use crate::constraint::to_array;
-use crate::model::Fno;
-use crate::sample::pcfm::{PcfmOptions, pcfm_sample, project_after_sampling};
+use crate::model::{Fno, FnoCpu};
+use crate::plot::{Colormap, Curve, Panel, heatmaps, spectra};
+use crate::sample::pcfm::{PcfmOptions, Predictor, pcfm_sample, project_after_sampling};
 use crate::sample::{SolveOptions, Solver, solve};
 use crate::train::{ChannelStats, Checkpoint, FlowModel, latest_checkpoint, load_checkpoint_model};
 
@@ -39,9 +44,12 @@ pub struct GenerateOpts {
     /// Output file (overrides `output.path`).
     #[arg(long, short, value_name = "FILE.h5")]
     pub output: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Overwrite an existing output file (and its previews).
     #[arg(long)]
     pub force: bool,
+    /// Seed of the source samples (overrides `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 fn load_config(opts: &GenerateOpts) -> Result<(GenerateConfig, String)> {
@@ -49,6 +57,9 @@ fn load_config(opts: &GenerateOpts) -> Result<(GenerateConfig, String)> {
     let mut cfg = loaded.value;
     if let Some(path) = &opts.output {
         cfg.output.path = path.clone();
+    }
+    if let Some(seed) = opts.seed {
+        cfg.seed = seed;
     }
     cfg.validate(&loaded.source)?;
     let effective = toml::to_string(&cfg).map_err(|e| ConfigError::Syntax {
@@ -103,8 +114,20 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         print!("{effective}");
         return Ok(());
     }
+    let started = Instant::now();
     let ck_dir = checkpoint_of(&cfg.model.run_dir, &opts.job.config)?;
-    let device = Device::default();
+    let device = global.device()?;
+    if let Some(reference) = &cfg.preview.reference
+        && cfg.preview.samples > 0
+        && !reference.is_file()
+    {
+        return Err(BadInput(format!(
+            "preview.reference = {} in {}: no such file",
+            reference.display(),
+            opts.job.config.display()
+        ))
+        .into());
+    }
     let (model, meta) = load_checkpoint_model::<4, Fno>(&ck_dir, cfg.model.ema, &device)
         .map_err(|e| BadInput(format!("cannot load the model: {e}")))?;
     let trained: TrainedData = meta.metadata.clone().and_then(|m| serde_json::from_value(m).ok()).ok_or_else(|| {
@@ -154,11 +177,29 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         },
     };
 
-    // The network's velocity at a shared time t; a model error (only possible for shapes, which
-    // are fixed above) yields NaN, which the samplers report as a non-finite velocity.
+    // The network's velocity at a shared time t, by the CPU inference engine on the CPU; a model
+    // error (only possible for shapes, which are fixed above) yields NaN, which the samplers
+    // report as a non-finite velocity.
+    let engine = if global.device == DeviceName::Cpu {
+        Some(FnoCpu::new(&model).map_err(|e| anyhow::anyhow!("preparing the model for the CPU: {e}"))?)
+    } else {
+        None
+    };
+    let timer = NetworkTimer::default();
     let network = |x: Tensor<4>, t: f64| {
+        let clock = Instant::now();
         let tt = Tensor::<1>::from_data(TensorData::new(vec![t as f32], [1]), &x.device());
-        model.velocity(x.clone(), tt, None).unwrap_or_else(|_| x.zeros_like().add_scalar(f32::NAN))
+        let v = match &engine {
+            Some(engine) => engine.forward(x.clone(), tt, None, None),
+            None => model.velocity(x.clone(), tt, None),
+        };
+        let v = v.unwrap_or_else(|_| x.zeros_like().add_scalar(f32::NAN));
+        timer.add(clock.elapsed());
+        v
+    };
+    let predictor = match cfg.solver.method {
+        SolverName::Heun => Predictor::Heun,
+        _ => Predictor::Euler,
     };
     let (mean, scale) = stats_tensors(&stats, &device);
     let physical = |y: Tensor<4>, t: f64| network((y - mean.clone()).div(scale.clone()), t).mul(scale.clone());
@@ -177,9 +218,20 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
     };
     let spec = FileSpec::new(metadata, Grid::periodic(nx, ny, trained.lx, trained.ly), dtype);
     let options = WriterOptions { gzip: cfg.output.gzip, force: opts.force, ..WriterOptions::default() };
+    if let Some(parent) = cfg.output.path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| BadInput(format!("cannot create the output directory {}: {e}", parent.display())))?;
+    }
     let mut writer = FieldWriter::create(&cfg.output.path, spec, &options)?;
     let bar = progress::bar(cfg.samples, "sampling", global.quiet);
     let mut worst = (0.0_f64, 0.0_f64);
+    let mut preview: Vec<Array3<f64>> = Vec::new();
+    let mut spectrum = MeanSpectrum::default();
+    let mut writing = Duration::ZERO;
+    let sampling_started = Instant::now();
     let mut start = 0_u64;
     while start < cfg.samples {
         let end = (start + cfg.batch as u64).min(cfg.samples);
@@ -198,7 +250,10 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             (Some(c), method) => {
                 let y0 = x0.mul(scale.clone()) + mean.clone();
                 match method {
-                    ConstraintMethod::Pcfm => pcfm_sample(&physical, c, y0, &PcfmOptions::uniform(steps)),
+                    ConstraintMethod::Pcfm => {
+                        let options = PcfmOptions { predictor, ..PcfmOptions::uniform(steps) };
+                        pcfm_sample(&physical, c, y0, &options)
+                    }
                     ConstraintMethod::Project => {
                         project_after_sampling(&physical, c, y0, &solver, &SolveOptions::uniform(steps))
                     }
@@ -210,12 +265,30 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             let w = divergence_report(&grid, &fields, u, v)?;
             worst = (worst.0.max(w.0), worst.1.max(w.1));
         }
+        if preview.len() < cfg.preview.samples {
+            let take = (cfg.preview.samples - preview.len()).min(fields.dim().0);
+            preview.extend(fields.axis_iter(Axis(0)).take(take).map(|f| f.to_owned()));
+        }
+        spectrum.add(&grid, &fields)?;
+        let clock = Instant::now();
         writer.append(fields.view(), None)?;
+        writing += clock.elapsed();
         bar.set_position(end);
         start = end;
     }
     bar.finish_and_clear();
+    let sampling = sampling_started.elapsed();
+    let clock = Instant::now();
     let written = writer.finish()?;
+    writing += clock.elapsed();
+    let clock = Instant::now();
+    let pictures = if cfg.preview.samples > 0 {
+        write_previews(&cfg, &written.path, &grid, &trained.channels, &preview, &spectrum)
+            .context("writing the PNG previews")?
+    } else {
+        Vec::new()
+    };
+    let drawing = clock.elapsed();
     println!(
         "wrote {} samples ({}×{}, channels {:?}) to {} (ParaView: {}) from {}",
         written.samples,
@@ -226,6 +299,21 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         written.xdmf.display(),
         ck_dir.display()
     );
+    for picture in &pictures {
+        println!("preview: {}", picture.display());
+    }
+    let (network_time, calls) = timer.total();
+    println!(
+        "time: {:.1} s total = sampling {:.1} s (network {:.1} s in {calls} evaluations, sources and constraint {:.1} s) \
+         + writing {:.2} s + previews {:.2} s + loading {:.2} s",
+        started.elapsed().as_secs_f64(),
+        sampling.as_secs_f64() - writing.as_secs_f64(),
+        network_time.as_secs_f64(),
+        (sampling.saturating_sub(writing).saturating_sub(network_time)).as_secs_f64(),
+        writing.as_secs_f64(),
+        drawing.as_secs_f64(),
+        (started.elapsed().saturating_sub(sampling).saturating_sub(drawing).saturating_sub(writing)).as_secs_f64(),
+    );
     if velocity_channels.is_some() {
         println!("max divergence: {:.3e} (relative {:.3e}, computed in f64 before writing)", worst.0, worst.1);
         if dtype == Dtype::F32 {
@@ -233,4 +321,118 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Wall time spent in the network and the number of evaluations.
+#[derive(Default)]
+struct NetworkTimer {
+    time: Cell<Duration>,
+    calls: Cell<usize>,
+}
+
+impl NetworkTimer {
+    fn add(&self, d: Duration) {
+        self.time.set(self.time.get() + d);
+        self.calls.set(self.calls.get() + 1);
+    }
+
+    fn total(&self) -> (Duration, usize) {
+        (self.time.get(), self.calls.get())
+    }
+}
+
+/// The running sum of per-sample power spectra (`½ Σ_c |f̂_c|²` per shell).
+#[derive(Default)]
+struct MeanSpectrum {
+    sum: Option<Spectrum>,
+    samples: usize,
+}
+
+impl MeanSpectrum {
+    fn add(&mut self, grid: &Grid2d, fields: &Array4<f64>) -> Result<()> {
+        let n = fields.dim().0;
+        let batch = mean_power_spectrum(grid, fields.view())?;
+        match &mut self.sum {
+            None => {
+                self.sum = Some(Spectrum { k: batch.k, energy: batch.energy.iter().map(|e| e * n as f64).collect() })
+            }
+            Some(sum) => sum.energy.iter_mut().zip(&batch.energy).for_each(|(s, e)| *s += e * n as f64),
+        }
+        self.samples += n;
+        Ok(())
+    }
+
+    fn mean(&self) -> Option<Spectrum> {
+        let sum = self.sum.as_ref()?;
+        let n = self.samples.max(1) as f64;
+        Some(Spectrum { k: sum.k.clone(), energy: sum.energy.iter().map(|e| e / n).collect() })
+    }
+}
+
+/// `<dir>/<stem>-<what>.png` beside `output`.
+fn preview_path(output: &Path, what: &str) -> PathBuf {
+    let stem = output.file_stem().map_or_else(|| "generated".into(), |s| s.to_string_lossy().into_owned());
+    output.with_file_name(format!("{stem}-{what}.png"))
+}
+
+/// Field previews (vorticity and speed for velocity models, else the first channel) and the
+/// spectrum plot; returns the files written.
+fn write_previews(
+    cfg: &GenerateConfig,
+    output: &Path,
+    grid: &Grid2d,
+    channels: &[String],
+    samples: &[Array3<f64>],
+    spectrum: &MeanSpectrum,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let velocity = (channels.iter().position(|c| c == "u"), channels.iter().position(|c| c == "v"));
+    let maps: Vec<(String, Colormap, Vec<Array2<f64>>)> = match velocity {
+        (Some(u), Some(v)) => {
+            let uv = |f: &Array3<f64>| ndarray::stack(Axis(0), &[f.index_axis(Axis(0), u), f.index_axis(Axis(0), v)]);
+            let mut vort = Vec::new();
+            let mut speed = Vec::new();
+            for f in samples {
+                let uv = uv(f)?;
+                vort.push(vorticity(grid, uv.view())?);
+                speed.push(uv.map_axis(Axis(0), |c| c.iter().map(|x| x * x).sum::<f64>().sqrt()));
+            }
+            vec![("vorticity".into(), Colormap::RdBu, vort), ("speed".into(), Colormap::Viridis, speed)]
+        }
+        _ => {
+            let fields = samples.iter().map(|f| f.slice(s![0, .., ..]).to_owned()).collect();
+            vec![(channels.first().cloned().unwrap_or_else(|| "field".into()), Colormap::Viridis, fields)]
+        }
+    };
+    for (name, cmap, fields) in &maps {
+        let panels: Vec<Panel<'_>> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Panel { title: format!("{name}, sample {i}"), field: f.view() })
+            .collect();
+        let path = preview_path(output, name);
+        heatmaps(&path, &panels, *cmap)?;
+        written.push(path);
+    }
+    if let Some(mut generated) = spectrum.mean() {
+        // Shells past the Nyquist wavenumber hold only the corners of the square of modes.
+        let nyquist = grid.kx()[grid.nx() / 2].min(grid.ky()[grid.ny() / 2].abs()) * (1.0 + 1e-9);
+        let resolved = generated.k.iter().take_while(|k| **k <= nyquist).count();
+        generated.k.truncate(resolved);
+        generated.energy.truncate(resolved);
+        let reference = match &cfg.preview.reference {
+            Some(path) => Some((path, super::plot::mean_spectrum(path, Some(512))?)),
+            None => None,
+        };
+        let label = format!("generated ({} fields)", spectrum.samples);
+        let mut curves = vec![Curve { label, k: &generated.k, e: &generated.energy }];
+        if let Some((path, (k, e, _, n))) = &reference {
+            let name = path.file_name().map_or_else(|| "reference".into(), |n| n.to_string_lossy().into_owned());
+            curves.push(Curve { label: format!("{name} ({n} fields)"), k, e });
+        }
+        let path = preview_path(output, "spectrum");
+        spectra(&path, "mean energy spectrum", &curves)?;
+        written.push(path);
+    }
+    Ok(written)
 }

@@ -2,10 +2,12 @@
 
 pub mod check;
 mod datagen;
+pub mod eval;
 pub mod generate;
 mod import;
 mod info;
 mod merge;
+pub mod plot;
 mod progress;
 pub mod train;
 
@@ -45,8 +47,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(opts) => merge::run(&opts, &cli.global),
         Command::Import(opts) => import::run(&opts),
         Command::Check(opts) => check::run(&opts),
+        Command::Eval(opts) => eval::run(&opts),
         Command::Train(opts) => train::run(&opts, &cli.global),
         Command::Generate(opts) => generate::run(&opts, &cli.global),
+        Command::Plot(opts) => plot::run(&opts),
     }
 }
 

@@ -3,12 +3,12 @@
 //! The first `train_fraction` of the samples train, the rest validate; both are standardised per
 //! channel with the training statistics, which are saved with every checkpoint together with the
 //! data file's metadata (PDE, channel names, domain, grid, source measure), so that
-//! `fieldflow generate` needs only the run directory.
+//! `fieldflow generate` needs only the run directory. With `[train.pbfm]` the model is trained
+//! with PBFM's residual loss on the file's grid and domain, in physical units.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use burn::tensor::Device;
 use fieldflow_datasets::FieldReader;
 use fieldflow_pde::Grid2d;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,9 @@ pub struct TrainOpts {
     /// directory that holds checkpoints).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub resume: bool,
+    /// Seed of batches, noise and times (overrides `train.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// What `fieldflow train` records in every checkpoint's `metadata`, for `fieldflow generate`.
@@ -59,7 +62,10 @@ pub struct TrainedData {
 }
 
 fn load_config(opts: &TrainOpts) -> Result<(TrainJobConfig, String)> {
-    let loaded = config::load::<TrainJobConfig>(&opts.job.config, &opts.job.set)?;
+    let mut loaded = config::load::<TrainJobConfig>(&opts.job.config, &opts.job.set)?;
+    if let Some(seed) = opts.seed {
+        loaded.value.train.seed = seed;
+    }
     loaded.value.validate(&loaded.source)?;
     let effective = toml::to_string(&loaded.value).map_err(|e| ConfigError::Syntax {
         path: loaded.source.clone(),
@@ -121,7 +127,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
     let meta = reader.metadata().clone();
     let grid = Grid2d::new(nx, ny, meta.lx, meta.ly)
         .map_err(|e| BadInput(format!("{}: unusable grid {ny}×{nx}: {e}", data_path.display())))?;
-    let device = Device::default();
+    let device = global.device()?;
     let (train, normalization) =
         load_field_dataset(&reader, 0..n_train, &FieldDataOptions::default(), &device).map_err(classify)?;
     let validation = if n_train < n {
@@ -160,6 +166,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         .with_quiet(global.quiet)
         .with_resume(opts.resume)
         .with_normalization(normalization)
+        .with_domain(meta.lx, meta.ly)
         .with_metadata(serde_json::to_value(&trained).context("recording the data's metadata")?);
     let outcome = trainer.fit(&train, validation.as_ref(), &noise).map_err(classify)?;
     let train_loss = outcome.losses.last().copied().or_else(|| outcome.log.last().map(|r| r.train_loss));
@@ -168,8 +175,13 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
     if let Some(from) = outcome.resumed_from {
         println!("resumed from step {from}");
     }
+    let residual = outcome.residual_losses.last().copied().or_else(|| outcome.log.last().and_then(|r| r.residual_loss));
+    let residual = match (&cfg.train.pbfm, residual) {
+        (Some(p), r) => format!(", {} residual loss {}", p.residual.name(), show(r)),
+        (None, _) => String::new(),
+    };
     println!(
-        "trained {} steps on {n_train} samples ({} validation): train loss {}, val loss {}",
+        "trained {} steps on {n_train} samples ({} validation): train loss {}, val loss {}{residual}",
         outcome.step,
         n - n_train,
         show(train_loss),

@@ -61,7 +61,8 @@ impl From<SolverName> for Solver {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverConfig {
-    /// euler | midpoint | heun | rk4 (PCFM takes its own shoot-and-project steps and ignores it).
+    /// euler | midpoint | heun | rk4. PCFM takes its own shoot-and-project steps, with the
+    /// velocity of an Euler step (euler) or Heun's average (heun); it refuses midpoint and rk4.
     pub method: SolverName,
     /// Uniform steps from t = 0 to 1.
     pub steps: usize,
@@ -93,6 +94,25 @@ pub enum ConstraintMethod {
     Pcfm,
     /// Solve the ODE, then project once.
     Project,
+}
+
+/// The `[preview]` section: PNG pictures written beside the output file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreviewConfig {
+    /// Samples drawn in the field previews (`<output>-vorticity.png`, `<output>-speed.png` for
+    /// velocity models, else `<output>-<channel>.png`); 0 writes no pictures at all.
+    pub samples: usize,
+    /// Fields (any readable HDF5 file) whose mean energy spectrum `<output>-spectrum.png` shows
+    /// beside the generated one; absent: the generated spectrum alone. A relative path is taken
+    /// from the working directory.
+    pub reference: Option<PathBuf>,
+}
+
+impl Default for PreviewConfig {
+    fn default() -> Self {
+        Self { samples: 4, reference: None }
+    }
 }
 
 /// The `[constraint]` section.
@@ -148,6 +168,9 @@ pub struct GenerateConfig {
     pub constraint: ConstraintConfig,
     /// The output file.
     pub output: GenOutputConfig,
+    /// PNG previews.
+    #[serde(default)]
+    pub preview: PreviewConfig,
 }
 
 fn default_batch() -> usize {
@@ -173,6 +196,20 @@ impl GenerateConfig {
             && !(n >= 4 && n.is_multiple_of(2))
         {
             return Err(out_of_range(source, "resolution", n, "must be even and at least 4"));
+        }
+        if self.constraint.kind != ConstraintKind::None
+            && self.constraint.method == ConstraintMethod::Pcfm
+            && !matches!(self.solver.method, SolverName::Euler | SolverName::Heun)
+        {
+            return Err(ConfigError::InvalidValue {
+                path: source.clone(),
+                key: "solver.method".into(),
+                message: format!(
+                    "{:?} cannot drive PCFM steps (constraint.method = \"pcfm\"): use \"euler\" or \"heun\"",
+                    self.solver.method
+                )
+                .to_lowercase(),
+            });
         }
         if let Some(level) = self.output.gzip
             && level > 9

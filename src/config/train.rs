@@ -1,5 +1,6 @@
 //! The `fieldflow train` job: which data file, which FNO, which source measure, the training
-//! options ([`TrainConfig`], embedded as `[train]`) and the run directory.
+//! options ([`TrainConfig`], embedded as `[train]`, with PBFM's residual loss in `[train.pbfm]`)
+//! and the run directory.
 //!
 //! The model learns the flow-matching velocity `v_θ(x_t, t)` carrying the source measure `p`
 //! (`t = 0`) to the per-channel standardised data `(x − μ_c)/s_c` (`t = 1`).

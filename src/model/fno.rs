@@ -279,6 +279,11 @@ impl Fno {
         self.blocks.first().map_or((0, 0), |b| b.spectral.modes())
     }
 
+    /// How grid coordinates are appended to the input (`None`: they are not).
+    pub fn grid_encoding(&self) -> Option<GridEncoding> {
+        self.grid.map(|periodic| if periodic { GridEncoding::Periodic } else { GridEncoding::Linear })
+    }
+
     /// Channels of the state.
     pub fn in_channels(&self) -> usize {
         self.in_channels

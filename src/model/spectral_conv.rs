@@ -205,7 +205,7 @@ impl SpectralConv2d {
 
     /// The complex weights as a real block matrix `[[Wr, Wi], [−Wi, Wr]]` per mode, `[K, 2 Ci, 2 Co]`,
     /// so that `[Xr | Xi] · M = [Xr Wr − Xi Wi | Xr Wi + Xi Wr]`.
-    fn mixing_matrix(&self) -> Tensor<3> {
+    pub(crate) fn mixing_matrix(&self) -> Tensor<3> {
         let (ci, co) = (self.in_channels, self.out_channels);
         let k = 2 * self.modes_y * self.modes_x;
         let w = self.weight.val();
@@ -254,77 +254,12 @@ impl SpectralBasis {
         output: (usize, usize),
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let (m1, m2) = modes;
-        ensure_at_least("modes_y", m1, 1)?;
-        ensure_at_least("modes_x", m2, 1)?;
-        for (what, (h, w)) in [("x", input), ("output grid", output)] {
-            if h == 0 || w == 0 {
-                return Err(ModelError::shape(what, "a non-empty grid", &[h, w]));
-            }
-        }
-        let (h, w) = input;
-        let (ho, wo) = output;
-        let ky = |r: usize| if r < m1 { r as i64 } else { r as i64 - 2 * m1 as i64 };
-        // Phase 2π (k j mod n)/n, reduced exactly in integers.
-        let phase = |k: i64, j: usize, n: usize| TAU * ((k * j as i64).rem_euclid(n as i64) as f64) / n as f64;
-        let resolved = |k: i64, n: usize| 2 * k.unsigned_abs() < n as u64;
-
-        let mut fx = vec![0.0; w * 2 * m2];
-        for j in 0..w {
-            for kx in 0..m2 {
-                if resolved(kx as i64, w) {
-                    let t = phase(kx as i64, j, w);
-                    fx[j * 2 * m2 + kx] = t.cos() / w as f64;
-                    fx[j * 2 * m2 + m2 + kx] = -t.sin() / w as f64;
-                }
-            }
-        }
-        // X̂r = Σ (Ar cos + Ai sin)/H, X̂i = Σ (Ai cos − Ar sin)/H.
-        let cols = 4 * m1;
-        let mut fy = vec![0.0; 2 * h * cols];
-        for i in 0..h {
-            for r in 0..2 * m1 {
-                if resolved(ky(r), h) {
-                    let t = phase(ky(r), i, h);
-                    let (c, s) = (t.cos() / h as f64, t.sin() / h as f64);
-                    fy[i * cols + r] = c;
-                    fy[i * cols + 2 * m1 + r] = -s;
-                    fy[(h + i) * cols + r] = s;
-                    fy[(h + i) * cols + 2 * m1 + r] = c;
-                }
-            }
-        }
-        // Zr = Σ (Ŷr cos − Ŷi sin), Zi = Σ (Ŷi cos + Ŷr sin).
-        let cols = 2 * ho;
-        let mut gy = vec![0.0; 4 * m1 * cols];
-        for r in 0..2 * m1 {
-            if resolved(ky(r), ho) {
-                for i in 0..ho {
-                    let t = phase(ky(r), i, ho);
-                    let (c, s) = (t.cos(), t.sin());
-                    gy[r * cols + i] = c;
-                    gy[r * cols + ho + i] = s;
-                    gy[(2 * m1 + r) * cols + i] = -s;
-                    gy[(2 * m1 + r) * cols + ho + i] = c;
-                }
-            }
-        }
-        // g = Σ c_kx (Zr cos − Zi sin).
-        let mut gx = vec![0.0; 2 * m2 * wo];
-        for kx in 0..m2 {
-            if resolved(kx as i64, wo) {
-                let weight = if kx == 0 { 1.0 } else { 2.0 };
-                for j in 0..wo {
-                    let t = phase(kx as i64, j, wo);
-                    gx[kx * wo + j] = weight * t.cos();
-                    gx[(m2 + kx) * wo + j] = -weight * t.sin();
-                }
-            }
-        }
+        let [fx, fy, gy, gx] = dft_matrices(modes, input, output)?;
         let tensor = |v: Vec<f64>, shape: [usize; 2]| {
             let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
             Tensor::from_data(TensorData::new(v, shape), device)
         };
+        let ((m1, m2), (h, w), (ho, wo)) = (modes, input, output);
         Ok(Self {
             modes,
             input,
@@ -350,6 +285,86 @@ impl SpectralBasis {
     pub fn output(&self) -> (usize, usize) {
         self.output
     }
+}
+
+/// The row-major `f64` DFT matrices `[fx, fy, gy, gx]` of a [`SpectralBasis`] (sizes `W × 2m2`,
+/// `2H × 4m1`, `4m1 × 2H'`, `2m2 × W'`; see its field docs).
+///
+/// # Errors
+/// As [`SpectralBasis::new`].
+pub(crate) fn dft_matrices(
+    modes: (usize, usize),
+    input: (usize, usize),
+    output: (usize, usize),
+) -> Result<[Vec<f64>; 4], ModelError> {
+    let (m1, m2) = modes;
+    ensure_at_least("modes_y", m1, 1)?;
+    ensure_at_least("modes_x", m2, 1)?;
+    for (what, (h, w)) in [("x", input), ("output grid", output)] {
+        if h == 0 || w == 0 {
+            return Err(ModelError::shape(what, "a non-empty grid", &[h, w]));
+        }
+    }
+    let (h, w) = input;
+    let (ho, wo) = output;
+    let ky = |r: usize| if r < m1 { r as i64 } else { r as i64 - 2 * m1 as i64 };
+    // Phase 2π (k j mod n)/n, reduced exactly in integers.
+    let phase = |k: i64, j: usize, n: usize| TAU * ((k * j as i64).rem_euclid(n as i64) as f64) / n as f64;
+    let resolved = |k: i64, n: usize| 2 * k.unsigned_abs() < n as u64;
+
+    let mut fx = vec![0.0; w * 2 * m2];
+    for j in 0..w {
+        for kx in 0..m2 {
+            if resolved(kx as i64, w) {
+                let t = phase(kx as i64, j, w);
+                fx[j * 2 * m2 + kx] = t.cos() / w as f64;
+                fx[j * 2 * m2 + m2 + kx] = -t.sin() / w as f64;
+            }
+        }
+    }
+    // X̂r = Σ (Ar cos + Ai sin)/H, X̂i = Σ (Ai cos − Ar sin)/H.
+    let cols = 4 * m1;
+    let mut fy = vec![0.0; 2 * h * cols];
+    for i in 0..h {
+        for r in 0..2 * m1 {
+            if resolved(ky(r), h) {
+                let t = phase(ky(r), i, h);
+                let (c, s) = (t.cos() / h as f64, t.sin() / h as f64);
+                fy[i * cols + r] = c;
+                fy[i * cols + 2 * m1 + r] = -s;
+                fy[(h + i) * cols + r] = s;
+                fy[(h + i) * cols + 2 * m1 + r] = c;
+            }
+        }
+    }
+    // Zr = Σ (Ŷr cos − Ŷi sin), Zi = Σ (Ŷi cos + Ŷr sin).
+    let cols = 2 * ho;
+    let mut gy = vec![0.0; 4 * m1 * cols];
+    for r in 0..2 * m1 {
+        if resolved(ky(r), ho) {
+            for i in 0..ho {
+                let t = phase(ky(r), i, ho);
+                let (c, s) = (t.cos(), t.sin());
+                gy[r * cols + i] = c;
+                gy[r * cols + ho + i] = s;
+                gy[(2 * m1 + r) * cols + i] = -s;
+                gy[(2 * m1 + r) * cols + ho + i] = c;
+            }
+        }
+    }
+    // g = Σ c_kx (Zr cos − Zi sin).
+    let mut gx = vec![0.0; 2 * m2 * wo];
+    for kx in 0..m2 {
+        if resolved(kx as i64, wo) {
+            let weight = if kx == 0 { 1.0 } else { 2.0 };
+            for j in 0..wo {
+                let t = phase(kx as i64, j, wo);
+                gx[kx * wo + j] = weight * t.cos();
+                gx[(m2 + kx) * wo + j] = -weight * t.sin();
+            }
+        }
+    }
+    Ok([fx, fy, gy, gx])
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //!
 //! - [`ode`]: fixed-step Euler, midpoint, Heun and RK4 solvers and adaptive Dormand–Prince 5(4),
 //!   forwards (`0 → 1`, sampling) or backwards (`1 → 0`, inversion) on any monotone time grid.
+//! - [`stochastic`]: PBFM's stochastic sampler (Euler steps, re-noised from the predicted final
+//!   sample while `t` is below a threshold).
 //! - [`likelihood`]: `log p₁(x)` by the instantaneous change of variables
 //!   `d/dt log p_t(x_t) = −∇·v(x_t, t)` integrated from `t = 1` back to `t = 0`, with an exact
 //!   (autodiff) divergence or Hutchinson's estimator.
@@ -16,6 +18,7 @@ pub mod eci;
 pub mod likelihood;
 pub mod ode;
 pub mod pcfm;
+pub mod stochastic;
 pub mod stream;
 
 use std::fmt;

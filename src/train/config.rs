@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::loss::{CfmLoss, PathSpec, TimeSampling};
+use super::pbfm::PbfmConfig;
 use super::schedule::LrSchedule;
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).
@@ -94,6 +95,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Write a log row every this many steps (0: only at validations and the end).
     pub log_every: u64,
+    /// Physics-based flow matching: a PDE residual loss on the predicted samples, combined with
+    /// the CFM loss by ConFIG (`None`: plain flow matching). The `[train.pbfm]` table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pbfm: Option<PbfmConfig>,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +119,7 @@ impl Default for TrainConfig {
             checkpoint_every: 1000,
             keep_checkpoints: 3,
             log_every: 50,
+            pbfm: None,
         }
     }
 }
@@ -139,6 +145,9 @@ impl TrainConfig {
             && !(d.is_finite() && (0.0..1.0).contains(&d))
         {
             return Err(TrainError::config("ema_decay", format!("= {d} must be in [0, 1)")));
+        }
+        if let Some(p) = &self.pbfm {
+            p.validate()?;
         }
         self.cfm_loss().map(|_| ())
     }

@@ -3,8 +3,10 @@
 //! The log has the header [`HEADER`]: one row per logging point with the step (completed
 //! updates), the learning rate of the last update, the mean training loss and mean global gradient
 //! norm (before clipping) since the previous row, the validation losses of the trained and EMA
-//! weights when evaluated at that step (empty otherwise), and the wall-clock seconds since the run
-//! started (accumulated over resumptions).
+//! weights when evaluated at that step (empty otherwise), the wall-clock seconds since the run
+//! started (accumulated over resumptions) and, for PBFM runs, the mean residual loss since the
+//! previous row (empty otherwise). Logs of earlier versions, without the last column
+//! ([`HEADER_V1`]), are read as well (and rewritten with the new header on resumption).
 //!
 //! Rows are appended with one `write` of a complete line each, so readers never see half a row
 //! (short of a crash, after which [`read_log`] ignores an unterminated last line). On resumption
@@ -23,7 +25,10 @@ use super::{TrainError, write_atomic};
 pub const LOG_FILE: &str = "train_log.csv";
 
 /// The log's header line.
-pub const HEADER: &str = "step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss";
+pub const HEADER: &str = "step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss,residual_loss";
+
+/// The header of logs written before the `residual_loss` column existed.
+pub const HEADER_V1: &str = "step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss";
 
 /// One row of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,26 +47,30 @@ pub struct LogRow {
     pub seconds: f64,
     /// The validation loss of the EMA weights, when evaluated at this step.
     pub ema_val_loss: Option<f64>,
+    /// The mean PBFM residual loss since the previous row (PBFM runs only).
+    pub residual_loss: Option<f64>,
 }
 
 impl LogRow {
     fn to_line(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:e}")).unwrap_or_default();
         format!(
-            "{},{:e},{:e},{},{:e},{:.3},{}\n",
+            "{},{:e},{:e},{},{:e},{:.3},{},{}\n",
             self.step,
             self.lr,
             self.train_loss,
             opt(self.val_loss),
             self.grad_norm,
             self.seconds,
-            opt(self.ema_val_loss)
+            opt(self.ema_val_loss),
+            opt(self.residual_loss)
         )
     }
 
-    fn parse(line: &str) -> Option<Self> {
+    /// Parses a row of `columns` fields (7: [`HEADER_V1`], 8: [`HEADER`]).
+    fn parse(line: &str, columns: usize) -> Option<Self> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 7 {
+        if f.len() != columns {
             return None;
         }
         let num = |s: &str| s.trim().parse::<f64>().ok();
@@ -74,6 +83,10 @@ impl LogRow {
             grad_norm: num(f[4])?,
             seconds: num(f[5])?,
             ema_val_loss: opt(f[6])?,
+            residual_loss: match f.get(7) {
+                Some(s) => opt(s)?,
+                None => None,
+            },
         })
     }
 }
@@ -91,16 +104,18 @@ pub fn read_log(path: &Path) -> Result<Vec<LogRow>, TrainError> {
         None => "",
     };
     let mut lines = complete.lines();
-    match lines.next() {
-        Some(h) if h.trim() == HEADER => {}
+    let columns = match lines.next() {
+        Some(h) if h.trim() == HEADER => 8,
+        Some(h) if h.trim() == HEADER_V1 => 7,
         None => return Ok(Vec::new()),
         Some(h) => return Err(TrainError::checkpoint(path, format!("unexpected header `{h}`, expected `{HEADER}`"))),
-    }
+    };
     lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            LogRow::parse(l).ok_or_else(|| TrainError::checkpoint(path, format!("malformed row {}: `{l}`", i + 2)))
+            LogRow::parse(l, columns)
+                .ok_or_else(|| TrainError::checkpoint(path, format!("malformed row {}: `{l}`", i + 2)))
         })
         .collect()
 }
@@ -192,6 +207,7 @@ mod tests {
             grad_norm: 2.25,
             seconds: 0.125 * step as f64,
             ema_val_loss: val.map(|v| v / 2.0),
+            residual_loss: step.is_multiple_of(20).then_some(0.0625 * step as f64),
         }
     }
 
@@ -206,7 +222,10 @@ mod tests {
         let path = dir.path().join(LOG_FILE);
         assert_eq!(read_log(&path).unwrap(), rows);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss\n10,1e-4,"), "{text}");
+        assert!(
+            text.starts_with("step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss,residual_loss\n10,1e-4,"),
+            "{text}"
+        );
         // An interrupted append leaves an unterminated line, which readers ignore.
         std::fs::write(&path, format!("{text}40,1e-3,0.")).unwrap();
         assert_eq!(read_log(&path).unwrap(), rows);
@@ -216,5 +235,26 @@ mod tests {
         assert_eq!(read_log(&path).unwrap(), rows[..2]);
         std::fs::write(&path, "step,loss\n1,2\n").unwrap();
         assert!(matches!(read_log(&path), Err(TrainError::Checkpoint { .. })));
+    }
+
+    #[test]
+    fn logs_without_the_residual_column_are_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let old = format!("{HEADER_V1}\n10,1e-3,5e-1,,2.25e0,1.250,\n20,1e-3,4e-1,3e-1,2e0,2.500,1.5e-1\n");
+        std::fs::write(&path, old).unwrap();
+        let rows = read_log(&path).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].val_loss, rows[1].ema_val_loss, rows[1].residual_loss), (Some(0.3), Some(0.15), None));
+        // A row of the wrong width for its header is malformed.
+        std::fs::write(&path, format!("{HEADER_V1}\n10,1e-3,5e-1,,2.25e0,1.250,,\n")).unwrap();
+        assert!(matches!(read_log(&path), Err(TrainError::Checkpoint { .. })));
+        std::fs::write(&path, format!("{HEADER_V1}\n10,1e-3,5e-1,,2.25e0,1.250,\n")).unwrap();
+        // Resuming rewrites the log with the current header, rows unchanged.
+        let log = CsvLog::open(dir.path(), Some(10)).unwrap();
+        assert_eq!(log.rows().len(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&format!("{HEADER}\n10,")), "{text}");
+        assert_eq!(read_log(&path).unwrap(), log.rows());
     }
 }

@@ -37,13 +37,15 @@
 //! # Files of a run directory
 //!
 //! ```text
-//! run/train_log.csv                         step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss
+//! run/train_log.csv                         step,lr,train_loss,val_loss,grad_norm,seconds,ema_val_loss,residual_loss
 //! run/checkpoints/step-00001000/
 //!     model.bpk  ema.bpk  optimizer.bpk     burnpack (burn's native format, parameter ids kept)
 //!     checkpoint.json                       step, configs, normalisation, losses, elapsed time
 //! ```
 //!
 //! - [`loss`]: the CFM loss, time sampling, source samplers, conditioning dropout.
+//! - [`pbfm`]: physics-based flow matching (the `[train.pbfm]` options and the residual
+//!   objective), on the residuals of [`residual`] combined by ConFIG ([`confg`]).
 //! - [`schedule`]: learning-rate warm-up and decay.
 //! - [`clip`]: global gradient norm and clipping.
 //! - [`ema`]: the exponential moving average of the weights.
@@ -63,6 +65,7 @@ pub mod ema;
 pub mod flow_model;
 pub mod log;
 pub mod loss;
+pub mod pbfm;
 pub mod residual;
 pub mod schedule;
 pub mod trainer;
@@ -90,6 +93,7 @@ pub use ema::Ema;
 pub use flow_model::FlowModel;
 pub use log::{CsvLog, LogRow, read_log};
 pub use loss::{CfmBatch, CfmLoss, Conditioning, GaussianNoise, NoiseSource, PathSpec, TimeSampling};
+pub use pbfm::{Combine, Pbfm, PbfmConfig, ResidualKind};
 pub use schedule::{LrDecay, LrSchedule};
 pub use trainer::{TrainOutcome, Trainer};
 
@@ -113,6 +117,12 @@ pub enum TrainError {
     /// The source measure could not be sampled.
     #[error(transparent)]
     Noise(#[from] NoiseError),
+    /// A PBFM residual rejected its inputs.
+    #[error(transparent)]
+    Residual(#[from] residual::ResidualError),
+    /// The ConFIG combination of the PBFM gradients failed.
+    #[error("PBFM gradient combination: {0}")]
+    Confg(#[from] confg::ConfigError),
     /// The data file could not be read.
     #[error(transparent)]
     Dataset(#[from] fieldflow_datasets::DatasetError),

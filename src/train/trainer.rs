@@ -7,7 +7,10 @@
 //! 2. the loss; a NaN or infinite value stops training ([`TrainError::NonFinite`]) before the
 //!    weights change,
 //! 3. backpropagation, the global gradient norm and clipping ([`clip_global_norm`]; a non-finite
-//!    norm also stops training),
+//!    norm also stops training); with PBFM (`config.pbfm`, [`Pbfm`]) the residual loss of the
+//!    predicted samples `x̂₁` is differentiated separately and its gradient combined with the
+//!    flow-matching gradient by ConFIG (or summed) before clipping; a non-finite residual loss
+//!    stops training too,
 //! 4. an AdamW update at the rate `lr(s)` of the [`LrSchedule`](super::LrSchedule), then the EMA update,
 //! 5. at step `s + 1`: the log row, validation and checkpoint when due.
 //!
@@ -33,6 +36,7 @@ use super::ema::Ema;
 use super::flow_model::FlowModel;
 use super::log::{CsvLog, LogRow, progress_bar};
 use super::loss::{CfmBatch, CfmLoss, NoiseSource};
+use super::pbfm::{Combine, Pbfm};
 use super::{TrainError, scalar};
 
 /// What a training run returns.
@@ -48,6 +52,8 @@ pub struct TrainOutcome<M> {
     pub resumed_from: Option<u64>,
     /// The training loss of every update of this session, in order.
     pub losses: Vec<f64>,
+    /// The PBFM residual loss of every update of this session (empty without PBFM).
+    pub residual_losses: Vec<f64>,
     /// The log rows of the whole run (earlier sessions included).
     pub log: Vec<LogRow>,
     /// The newest checkpoint written or resumed.
@@ -73,6 +79,7 @@ pub struct Trainer<const D: usize, M: FlowModel<D>> {
     resume: bool,
     normalization: Option<Normalization>,
     metadata: Option<serde_json::Value>,
+    domain: Option<(f64, f64)>,
 }
 
 impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
@@ -92,6 +99,7 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             resume: true,
             normalization: None,
             metadata: None,
+            domain: None,
         })
     }
 
@@ -121,6 +129,13 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
         self
     }
 
+    /// The size `lx × ly` of the periodic domain the fields live on, which the PBFM divergence and
+    /// vorticity residuals need (the grid comes from the data).
+    pub fn with_domain(mut self, lx: f64, ly: f64) -> Self {
+        self.domain = Some((lx, ly));
+        self
+    }
+
     /// Free-form information saved with checkpoints (e.g. the job's config).
     pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
         self.metadata = Some(metadata);
@@ -140,7 +155,8 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
     /// become NaN or infinite (the checkpoints on disk are left as they were);
     /// [`TrainError::ExistingRun`] for a run directory with checkpoints and resuming disabled;
     /// [`TrainError::Checkpoint`] for a checkpoint of another model, model config, seed or batch
-    /// size; model, source, shape, I/O and record errors.
+    /// size; [`TrainError::Config`] naming `pbfm.residual` for data the PBFM residual does not
+    /// fit; model, source, shape, I/O and record errors.
     pub fn fit(
         &self,
         train: &TensorDataset<D>,
@@ -149,6 +165,7 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
     ) -> Result<TrainOutcome<M>, TrainError> {
         let cfg = &self.config;
         let loss_fn = cfg.cfm_loss()?;
+        let pbfm = self.pbfm(train)?;
         let mut state = self.start()?;
         let val_batches = match validation {
             Some(v) => self.validation_batches(&loss_fn, v, noise)?,
@@ -159,8 +176,9 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
         }
         let bar = progress_bar(cfg.steps, state.step.min(cfg.steps), self.quiet);
         let started = Instant::now();
-        let mut losses = Vec::new();
+        let (mut losses, mut residual_losses) = (Vec::new(), Vec::new());
         let (mut window_loss, mut window_norm, mut window) = (0.0, 0.0, 0_u64);
+        let mut window_residual = 0.0;
         let mut last_val = None;
         for step in state.step..cfg.steps {
             let lr = cfg.lr.lr(step);
@@ -174,7 +192,41 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
                 bar.abandon();
                 return Err(TrainError::NonFinite { what: "training loss", step: done, value, last_checkpoint });
             }
-            let mut grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            let (mut grads, residual) = match &pbfm {
+                None => (GradientsParams::from_grads(loss.backward(), &state.model), None),
+                Some(pbfm) => {
+                    let n = pbfm.config().unroll_steps_at(step, cfg.steps);
+                    // Burn keeps no graph after a backward pass: the CFM gradient is taken first,
+                    // then the residual loss is built (and differentiated) from a fresh forward pass.
+                    let (fm, loss) = match pbfm.config().combine {
+                        Combine::Config => (Some(GradientsParams::from_grads(loss.backward(), &state.model)), None),
+                        Combine::Sum => (None, Some(loss)),
+                    };
+                    let residual_loss = pbfm.loss(&state.model, &loss_fn, &batch, n)?;
+                    let r = scalar("residual loss", residual_loss.clone())?;
+                    if !r.is_finite() {
+                        bar.abandon();
+                        return Err(TrainError::NonFinite {
+                            what: "residual loss",
+                            step: done,
+                            value: r,
+                            last_checkpoint,
+                        });
+                    }
+                    let grads = match (fm, loss) {
+                        (Some(fm), _) => {
+                            let g_r = GradientsParams::from_grads(residual_loss.backward(), &state.model);
+                            Pbfm::combine(&state.model, fm, g_r)?.0
+                        }
+                        (None, Some(loss)) => {
+                            let w = pbfm.config().residual_weight.unwrap_or(1.0);
+                            GradientsParams::from_grads((loss + residual_loss.mul_scalar(w)).backward(), &state.model)
+                        }
+                        (None, None) => GradientsParams::new(),
+                    };
+                    (grads, Some(r))
+                }
+            };
             let norm = clip_global_norm(&state.model, &mut grads, cfg.clip_norm)?;
             if !norm.is_finite() {
                 bar.abandon();
@@ -187,7 +239,14 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             losses.push(value);
             (window_loss, window_norm, window) = (window_loss + value, window_norm + norm, window + 1);
             bar.inc(1);
-            bar.set_message(format!("loss {value:.3e}"));
+            match residual {
+                Some(r) => {
+                    residual_losses.push(r);
+                    window_residual += r;
+                    bar.set_message(format!("loss {value:.3e} residual {r:.3e}"));
+                }
+                None => bar.set_message(format!("loss {value:.3e}")),
+            }
 
             let last = done == cfg.steps;
             let validate = !val_batches.is_empty() && (last || every(done, cfg.validate_every));
@@ -209,8 +268,10 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
                     grad_norm: window_norm / w,
                     seconds: state.elapsed + started.elapsed().as_secs_f64(),
                     ema_val_loss: ema_val,
+                    residual_loss: pbfm.as_ref().map(|_| window_residual / w),
                 })?;
                 (window_loss, window_norm, window) = (0.0, 0.0, 0);
+                window_residual = 0.0;
             }
             if let Some(dir) = &self.run_dir
                 && (last || every(done, cfg.checkpoint_every))
@@ -234,9 +295,28 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             step: cfg.steps.max(state.step),
             resumed_from: state.resumed_from,
             losses,
+            residual_losses,
             log: state.log.rows().to_vec(),
             checkpoint: state.checkpoint,
         })
+    }
+
+    /// The PBFM objective of `config.pbfm` for the fields of `train`, in the units of the
+    /// normalisation.
+    fn pbfm(&self, train: &TensorDataset<D>) -> Result<Option<Pbfm>, TrainError> {
+        let Some(config) = &self.config.pbfm else {
+            return Ok(None);
+        };
+        let dims = train.x().dims();
+        let shape: [usize; 3] = match dims.as_slice() {
+            [_, c, h, w] => [*c, *h, *w],
+            _ => {
+                let reason = format!("needs fields [N, C, H, W], the data are {dims:?}");
+                return Err(TrainError::config("pbfm.residual", reason));
+            }
+        };
+        let stats = self.normalization.as_ref().map(|n| &n.fields);
+        Pbfm::new(config, shape, self.domain, stats, &train.x().device()).map(Some)
     }
 
     /// The model, optimiser, EMA and log to start from: fresh, or restored from the run
@@ -561,6 +641,54 @@ mod tests {
         let again = trainer(12, dirs.1.path()).fit(&train, Some(&val), &noise).unwrap();
         assert!(again.losses.is_empty());
         assert_eq!(params(&again.model), params(&full.model));
+    }
+
+    /// (c): a PBFM run (ConFIG, two unrolled steps) resumed from a checkpoint reproduces the
+    /// uninterrupted run bit for bit: weights, EMA, losses, residual losses and log.
+    #[test]
+    fn resumed_pbfm_run_matches_the_uninterrupted_run_bit_for_bit() {
+        use crate::train::pbfm::fixtures::{div_free_data, tiny_fno};
+        use crate::train::pbfm::{PbfmConfig, ResidualKind};
+        let (train, norm, noise, _) = div_free_data(0, 16);
+        let (val, _, _, _) = div_free_data(16, 8);
+        let device = Device::default();
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let pbfm = PbfmConfig { unroll_steps: 2, ..PbfmConfig::new(ResidualKind::Divergence) };
+        let trainer = |steps: u64, dir: &std::path::Path| {
+            let config = TrainConfig { pbfm: Some(pbfm.clone()), ..fno_config(steps) };
+            Trainer::<4, Fno>::new(config, tiny_fno(), &device)
+                .unwrap()
+                .with_quiet(true)
+                .with_normalization(norm.clone())
+                .with_domain(1.0, 1.0)
+                .with_run_dir(dir)
+        };
+        let full = trainer(12, dirs.0.path()).fit(&train, Some(&val), &noise).unwrap();
+        let first = trainer(6, dirs.1.path()).fit(&train, Some(&val), &noise).unwrap();
+        let resumed = trainer(12, dirs.1.path()).fit(&train, Some(&val), &noise).unwrap();
+        assert_eq!((resumed.resumed_from, resumed.step), (Some(6), 12));
+        assert_eq!(full.residual_losses.len(), 12);
+        assert_eq!(first.losses[..], full.losses[..6]);
+        assert_eq!(resumed.losses[..], full.losses[6..]);
+        assert_eq!(first.residual_losses[..], full.residual_losses[..6]);
+        assert_eq!(resumed.residual_losses[..], full.residual_losses[6..]);
+        assert_eq!(params(&resumed.model), params(&full.model));
+        assert_eq!(params(resumed.ema.as_ref().unwrap()), params(full.ema.as_ref().unwrap()));
+        let strip = |rows: Vec<LogRow>| {
+            rows.into_iter()
+                .map(|r| match r.step {
+                    6 => LogRow { seconds: 0.0, val_loss: None, ema_val_loss: None, ..r },
+                    _ => LogRow { seconds: 0.0, ..r },
+                })
+                .collect::<Vec<_>>()
+        };
+        let log_full = read_log(&dirs.0.path().join("train_log.csv")).unwrap();
+        let log_resumed = read_log(&dirs.1.path().join("train_log.csv")).unwrap();
+        assert!(log_full.iter().all(|r| r.residual_loss.is_some_and(|v| v > 0.0)));
+        assert_eq!(strip(log_resumed), strip(log_full));
+        let ck = Checkpoint::read(&dirs.1.path().join("checkpoints/step-00000012")).unwrap();
+        assert_eq!(ck.meta.train_config.pbfm.as_ref(), Some(&pbfm));
+        println!("PBFM residual losses {:?}", full.residual_losses);
     }
 
     /// A conditional FNO whose conditioning is the target field itself learns to use it: with the

@@ -1,0 +1,384 @@
+//! `fieldflow eval GENERATED --reference REF`: how close a generated set of fields is to a
+//! reference set, in distribution (the samples are not paired).
+//!
+//! With `g_i` (i < N) the generated and `r_j` (j < M) the reference samples of one channel, on
+//! the common grid of P points:
+//!
+//! - MMSE `= (1/P) Σ_x (mean_i g_i(x) − mean_j r_j(x))²` and SMSE, the same for the pointwise
+//!   (population) standard deviation ([`crate::metrics::mmse`], [`crate::metrics::smse`]);
+//! - spectrum MSE (log) `= (1/K) Σ_k (ln(E_g(k) + ε) − ln(E_r(k) + ε))²` over all K shells of the
+//!   mean shell power spectra `E(k)` ([`crate::metrics::spectrum_mse`]);
+//! - spectrum relative L2 `= ‖E_g − E_r‖₂ / ‖E_r‖₂` over the resolved shells
+//!   ([`crate::metrics::spectrum_relative_error`]);
+//! - density MSE: the MSE between the histograms (as densities, `--bins` shared bins) of all
+//!   pointwise values ([`crate::metrics::density_mse`]).
+//!
+//! Each is reported per channel and over all compared channels together ("all": the mean over
+//! channels for MMSE/SMSE, the channel-summed spectrum — the kinetic-energy spectrum for `u, v` —
+//! and the pooled values for the density). The physics of both sets is judged as `fieldflow
+//! check` does (divergence of `u, v`, the Darcy residual of `(a, u)`, else finiteness), each file
+//! on its own grid.
+//!
+//! Files on different grids of the same periodic domain are compared on the coarser one (per
+//! axis): the finer set is resampled by spectral truncation ([`fieldflow_pde::resample`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use fieldflow_datasets::{Boundary, FieldSource, open_source};
+use fieldflow_pde::Grid2d;
+use fieldflow_pde::resample::resample;
+use ndarray::{Array4, ArrayView4, Axis, s};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use super::BadInput;
+use super::check::{Checker, Kind};
+use crate::metrics::{self, ErrorSummary};
+
+/// `fieldflow eval`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad input (unreadable file, channel \
+mismatch between the files, different domain sizes, non-finite values).")]
+pub struct EvalOpts {
+    /// The generated set (any supported file: fieldflow's layout, PDEBench, FNO .mat v7.3).
+    pub generated: PathBuf,
+    /// The reference set to compare with.
+    #[arg(long, short, value_name = "REF.h5")]
+    pub reference: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Use only the first N samples of each file.
+    #[arg(long, value_name = "N")]
+    pub max_samples: Option<usize>,
+    /// Compare only these channels (comma-separated names present in both files; default: all
+    /// channels, which must then be the same in both files).
+    #[arg(long, value_delimiter = ',', value_name = "u,v")]
+    pub channels: Vec<String>,
+    /// Histogram bins of the density MSE.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub bins: usize,
+}
+
+/// One file of the comparison, its first `n` samples read.
+struct Side {
+    role: &'static str,
+    source: Box<dyn FieldSource>,
+    /// `[n, C, ny, nx]`, all channels of the file.
+    fields: Array4<f64>,
+}
+
+impl Side {
+    fn open(role: &'static str, path: &Path, max_samples: Option<usize>) -> Result<Self> {
+        let source =
+            open_source(path).map_err(|e| BadInput(format!("cannot read the {role} set {}: {e}", path.display())))?;
+        let n = max_samples.map_or(source.len(), |m| m.min(source.len()));
+        if n == 0 {
+            return Err(BadInput(format!("the {role} set {} holds no samples", path.display())).into());
+        }
+        let fields = source
+            .read_fields(0..n)
+            .map_err(|e| BadInput(format!("cannot read the fields of the {role} set {}: {e}", path.display())))?;
+        let channels = &source.metadata().channels;
+        if let Some(((i, c, _, _), v)) = fields.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            let what = if v.is_nan() { "NaN" } else { "an infinite value" };
+            return Err(BadInput(format!(
+                "the {role} set {} holds {what} in sample {i}, channel {}",
+                path.display(),
+                channels.get(c).map_or("?", String::as_str)
+            ))
+            .into());
+        }
+        Ok(Self { role, source, fields })
+    }
+
+    fn file(&self) -> String {
+        self.source.path().display().to_string()
+    }
+
+    /// `(ny, nx)`.
+    fn shape(&self) -> (usize, usize) {
+        (self.fields.shape()[2], self.fields.shape()[3])
+    }
+
+    fn channel(&self, name: &str) -> Result<usize> {
+        let channels = &self.source.metadata().channels;
+        channels.iter().position(|c| c == name).ok_or_else(|| {
+            BadInput(format!("the {} set {} has no channel {name:?} (channels: {channels:?})", self.role, self.file()))
+                .into()
+        })
+    }
+
+    /// The chosen channels, resampled to `(my, mx)` if the file's grid differs.
+    fn compared(&self, channels: &[usize], my: usize, mx: usize) -> Result<Array4<f64>> {
+        let picked = self.fields.select(Axis(1), channels);
+        if self.shape() == (my, mx) {
+            return Ok(picked);
+        }
+        let (n, c) = (picked.shape()[0], picked.shape()[1]);
+        let resampled: Vec<_> = (0..n * c)
+            .into_par_iter()
+            .map(|k| resample(picked.slice(s![k / c, k % c, .., ..]), my, mx))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| {
+                BadInput(format!("cannot resample the {} set {} to {my}×{mx}: {e}", self.role, self.file()))
+            })?;
+        let mut out = Array4::zeros((n, c, my, mx));
+        for (k, field) in resampled.into_iter().enumerate() {
+            out.slice_mut(s![k / c, k % c, .., ..]).assign(&field);
+        }
+        Ok(out)
+    }
+
+    /// The constraint residuals of the samples read, as `fieldflow check` computes them.
+    fn constraint(&self) -> Result<(Kind, ErrorSummary)> {
+        let checker = Checker::new(self.source.as_ref(), None, None, None)?;
+        let n = self.fields.shape()[0];
+        let coefficients = match checker.kind {
+            Kind::Darcy { .. } => self
+                .source
+                .read_coefficients(0..n)
+                .with_context(|| format!("reading the coefficients of the {} set {}", self.role, self.file()))?,
+            _ => None,
+        };
+        let values = checker.residuals(0, self.fields.view(), coefficients.as_ref().map(|c| c.view()))?;
+        Ok((checker.kind, ErrorSummary::from_values(values.into_iter().map(|v| v.0).collect())?))
+    }
+}
+
+/// The scores of one channel (or of all channels together).
+struct Scores {
+    mmse: f64,
+    smse: f64,
+    /// `None` when the grid does not allow a spectrum (odd sizes).
+    spectrum_mse_log: Option<f64>,
+    spectrum_rel_l2: Option<f64>,
+    density_mse: f64,
+}
+
+impl Scores {
+    fn compute(grid: Option<&Grid2d>, g: ArrayView4<f64>, r: ArrayView4<f64>, bins: usize) -> Result<Self> {
+        Ok(Self {
+            mmse: metrics::mmse(g.view(), r.view())?,
+            smse: metrics::smse(g.view(), r.view())?,
+            spectrum_mse_log: grid.map(|grid| metrics::spectrum_mse(grid, g.view(), r.view(), true)).transpose()?,
+            spectrum_rel_l2: grid.map(|grid| metrics::spectrum_relative_error(grid, g.view(), r.view())).transpose()?,
+            density_mse: metrics::density_mse(g.view(), r.view(), bins)?,
+        })
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "mmse": self.mmse,
+            "smse": self.smse,
+            "spectrum_mse_log": self.spectrum_mse_log,
+            "spectrum_rel_l2": self.spectrum_rel_l2,
+            "density_mse": self.density_mse,
+        })
+    }
+
+    fn row(&self, name: &str) -> String {
+        let opt = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3e}"));
+        format!(
+            "{name:<10} {:>12.3e} {:>12.3e} {:>18} {:>16} {:>12.3e}",
+            self.mmse,
+            self.smse,
+            opt(self.spectrum_mse_log),
+            opt(self.spectrum_rel_l2),
+            self.density_mse
+        )
+    }
+}
+
+/// The channel names to compare and their indices in the generated and reference files.
+fn pick_channels(opts: &EvalOpts, generated: &Side, reference: &Side) -> Result<(Vec<String>, Vec<usize>, Vec<usize>)> {
+    let gen_names = &generated.source.metadata().channels;
+    let ref_names = &reference.source.metadata().channels;
+    let names: Vec<String> = if opts.channels.is_empty() {
+        let same = gen_names.len() == ref_names.len() && gen_names.iter().all(|c| ref_names.contains(c));
+        if !same {
+            return Err(BadInput(format!(
+                "channel mismatch: the generated set {} has channels {gen_names:?} but the reference set {} has \
+                 {ref_names:?}; pick common ones with --channels",
+                generated.file(),
+                reference.file()
+            ))
+            .into());
+        }
+        gen_names.clone()
+    } else {
+        let mut names = Vec::new();
+        for name in &opts.channels {
+            if name.is_empty() {
+                return Err(BadInput("--channels: empty channel name".into()).into());
+            }
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    };
+    let g = names.iter().map(|n| generated.channel(n)).collect::<Result<Vec<_>>>()?;
+    let r = names.iter().map(|n| reference.channel(n)).collect::<Result<Vec<_>>>()?;
+    Ok((names, g, r))
+}
+
+/// Checks that both files cover the same domain.
+fn check_domain(generated: &Side, reference: &Side) -> Result<(f64, f64)> {
+    let (g, r) = (generated.source.metadata(), reference.source.metadata());
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
+    if !same(g.lx, r.lx) || !same(g.ly, r.ly) {
+        return Err(BadInput(format!(
+            "different domain sizes: the generated set {} covers {} × {} but the reference set {} covers {} × {}",
+            generated.file(),
+            g.lx,
+            g.ly,
+            reference.file(),
+            r.lx,
+            r.ly
+        ))
+        .into());
+    }
+    Ok((g.lx, g.ly))
+}
+
+/// Runs `fieldflow eval`.
+///
+/// # Errors
+/// [`BadInput`] (exit code 2) naming the file for unreadable files, channel or domain mismatches,
+/// non-finite values and grids that cannot be resampled; metric failures otherwise.
+pub fn run(opts: &EvalOpts) -> Result<()> {
+    if opts.max_samples == Some(0) {
+        return Err(BadInput("--max-samples must be at least 1".into()).into());
+    }
+    if opts.bins == 0 {
+        return Err(BadInput("--bins must be at least 1".into()).into());
+    }
+    let generated = Side::open("generated", &opts.generated, opts.max_samples)?;
+    let reference = Side::open("reference", &opts.reference, opts.max_samples)?;
+    let (names, gen_idx, ref_idx) = pick_channels(opts, &generated, &reference)?;
+    let (lx, ly) = check_domain(&generated, &reference)?;
+
+    let ((gy, gx), (ry, rx)) = (generated.shape(), reference.shape());
+    let (my, mx) = (gy.min(ry), gx.min(rx));
+    let resampled: Vec<&Side> = [&generated, &reference].into_iter().filter(|s| s.shape() != (my, mx)).collect();
+    if !resampled.is_empty() {
+        for side in [&generated, &reference] {
+            if side.source.metadata().boundary != Boundary::Periodic {
+                return Err(BadInput(format!(
+                    "the files are on different grids ({gy}×{gx} and {ry}×{rx}) and the {} set {} is not periodic; \
+                     spectral resampling needs periodic fields",
+                    side.role,
+                    side.file()
+                ))
+                .into());
+            }
+        }
+    }
+    let note = match resampled.as_slice() {
+        [] => None,
+        sides => Some(format!(
+            "compared on the coarser grid {my}×{mx}: {} resampled by spectral truncation (generated {gy}×{gx}, \
+             reference {ry}×{rx})",
+            sides.iter().map(|s| format!("{} set", s.role)).collect::<Vec<_>>().join(" and ")
+        )),
+    };
+    let g = generated.compared(&gen_idx, my, mx)?;
+    let r = reference.compared(&ref_idx, my, mx)?;
+    // Spectra need an even grid; Darcy node grids (odd) get none.
+    let grid = Grid2d::new(mx, my, lx, ly).ok();
+
+    let per_channel = (0..names.len())
+        .map(|c| {
+            Scores::compute(grid.as_ref(), g.slice(s![.., c..=c, .., ..]), r.slice(s![.., c..=c, .., ..]), opts.bins)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let overall = Scores::compute(grid.as_ref(), g.view(), r.view(), opts.bins)?;
+    let gen_check = generated.constraint()?;
+    let ref_check = reference.constraint()?;
+
+    let describe = |side: &Side| {
+        json!({
+            "file": side.file(),
+            "format": side.source.format().name(),
+            "samples": side.fields.shape()[0],
+            "grid": [side.shape().0, side.shape().1],
+        })
+    };
+    if opts.json {
+        let constraint = |(kind, summary): &(Kind, ErrorSummary)| {
+            json!({
+                "check": kind.name(),
+                "measure": kind.measures().0,
+                "max": summary.max,
+                "mean": summary.mean,
+                "worst": summary.worst(),
+            })
+        };
+        let channels: serde_json::Map<String, Value> =
+            names.iter().zip(&per_channel).map(|(n, s)| (n.clone(), s.json())).collect();
+        let value = json!({
+            "generated": describe(&generated),
+            "reference": describe(&reference),
+            "grid": [my, mx],
+            "lx": lx,
+            "ly": ly,
+            "resampled": note,
+            "density_bins": opts.bins,
+            "spectral_band": grid.as_ref().map(|g| {
+                let band = metrics::resolved_shells(g);
+                [*band.start(), *band.end()]
+            }),
+            "channels": channels,
+            "overall": overall.json(),
+            "constraint": {
+                "generated": constraint(&gen_check),
+                "reference": constraint(&ref_check),
+            },
+        });
+        println!("{value:#}");
+        return Ok(());
+    }
+    for side in [&generated, &reference] {
+        println!(
+            "{:<10} {}  ({} samples, {}×{}, {})",
+            side.role,
+            side.file(),
+            side.fields.shape()[0],
+            side.shape().0,
+            side.shape().1,
+            side.source.format().name()
+        );
+    }
+    match &note {
+        Some(note) => println!("grid       {note}"),
+        None => println!("grid       {my}×{mx} on {lx} × {ly}"),
+    }
+    if grid.is_none() {
+        println!("spectra    n/a: the {my}×{mx} grid is not even-sized");
+    }
+    println!(
+        "{:<10} {:>12} {:>12} {:>18} {:>16} {:>12}",
+        "channel", "MMSE", "SMSE", "spectrum MSE (log)", "spectrum rel L2", "density MSE"
+    );
+    for (name, scores) in names.iter().zip(&per_channel) {
+        println!("{}", scores.row(name));
+    }
+    if names.len() > 1 {
+        println!("{}", overall.row("all"));
+    }
+    println!();
+    println!("{:<10} {:<18} {:<40} {:>12} {:>12}", "physics", "check", "residual", "max", "mean");
+    for (side, (kind, summary)) in [(&generated, &gen_check), (&reference, &ref_check)] {
+        println!(
+            "{:<10} {:<18} {:<40} {:>12.3e} {:>12.3e}",
+            side.role,
+            kind.name(),
+            kind.measures().0,
+            summary.max,
+            summary.mean
+        );
+    }
+    Ok(())
+}
