@@ -34,10 +34,7 @@ impl AtomicTarget {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(DatasetError::io(
-                &dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "output directory does not exist"),
-            ));
+            return Err(DatasetError::invalid(&dir, "the output directory does not exist"));
         }
         check_overwrite(target, force)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -35,24 +35,22 @@ pub enum DatasetError {
         path: PathBuf,
     },
     /// An operating-system I/O error (creating, renaming or removing a file).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file at fault.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The HDF5 library reported an error on an object of the file.
-    #[error("{}: {object}: {source}", path.display())]
+    #[error("{}: {object}: {cause}", path.display())]
     Hdf5 {
         /// The file at fault.
         path: PathBuf,
         /// The dataset, group or attribute being accessed (`/` for the file itself).
         object: String,
-        /// The HDF5 error.
-        #[source]
-        source: hdf5::Error,
+        /// The HDF5 error (in the message, so not a `source`: printed once).
+        cause: hdf5::Error,
     },
     /// A dataset the layout requires is missing.
     #[error("{}: dataset {dataset} is missing", path.display())]
@@ -183,12 +181,12 @@ impl fmt::Display for ShapeDisplay<'_> {
 impl DatasetError {
     /// Wraps an HDF5 error with the file and object it concerns.
     pub(crate) fn hdf5(path: &Path, object: impl Into<String>, source: hdf5::Error) -> Self {
-        Self::Hdf5 { path: path.to_path_buf(), object: object.into(), source }
+        Self::Hdf5 { path: path.to_path_buf(), object: object.into(), cause: source }
     }
 
     /// Wraps an I/O error with the file it concerns.
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io { path: path.to_path_buf(), cause: source }
     }
 
     /// An [`Invalid`](Self::Invalid) error.

@@ -18,9 +18,11 @@ use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOpt
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::constraints::DivergenceFree;
 use fieldflow_pde::operators::vorticity;
+use fieldflow_pde::resample::resample;
 use fieldflow_pde::residuals::divergence_residual;
 use fieldflow_pde::spectrum::{Spectrum, mean_power_spectrum};
 use ndarray::{Array2, Array3, Array4, Axis, Ix4, s};
+use rayon::prelude::*;
 
 use super::train::TrainedData;
 use super::{BadInput, progress};
@@ -261,6 +263,10 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                 .with_context(|| format!("constrained sampling {start}..{end}"))?
             }
         };
+        let mut fields = fields;
+        if let Some(m) = cfg.solver.band_limit {
+            band_limit(&mut fields, m)?;
+        }
         if let Some((u, v)) = velocity_channels {
             let w = divergence_report(&grid, &fields, u, v)?;
             worst = (worst.0.max(w.0), worst.1.max(w.1));
@@ -435,4 +441,22 @@ fn write_previews(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Keeps only the Fourier modes `|m_x|, |m_y| ≤ m` of every field (spectral truncation by
+/// resampling to a `(2m + 2)²`-point grid and back, exact for those modes); nothing changes if the
+/// grid has no higher modes. This is the orthogonal projection onto band-limited fields, a Fourier
+/// multiplier like the Leray projection, so divergence-free fields stay divergence-free.
+fn band_limit(a: &mut Array4<f64>, m: usize) -> Result<()> {
+    let (b, c, ny, nx) = a.dim();
+    let n = 2 * m + 2;
+    if n >= nx.min(ny) {
+        return Ok(());
+    }
+    let mut flat = a.view_mut().into_shape_with_order((b * c, ny, nx))?;
+    flat.outer_iter_mut().into_par_iter().try_for_each(|mut f| -> Result<()> {
+        let coarse = resample(f.view(), n, n)?;
+        f.assign(&resample(coarse.view(), ny, nx)?);
+        Ok(())
+    })
 }

@@ -58,7 +58,7 @@ impl From<SolverName> for Solver {
 }
 
 /// The `[solver]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverConfig {
     /// euler | midpoint | heun | rk4. PCFM takes its own shoot-and-project steps, with the
@@ -66,11 +66,19 @@ pub struct SolverConfig {
     pub method: SolverName,
     /// Uniform steps from t = 0 to 1.
     pub steps: usize,
+    /// Keep only the Fourier modes `|m_x|, |m_y| ≤ band_limit` of the generated fields (absent:
+    /// all). The network cancels the source noise's small scales only approximately and its
+    /// pointwise layers add a little energy at every wavenumber; data that are smooth on the grid
+    /// (a resolved viscous flow) have none there. The truncation is an orthogonal projection that
+    /// commutes with the divergence-free one. Counted in modes of the periodic domain, so it means
+    /// the same at every resolution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_limit: Option<usize>,
 }
 
 impl Default for SolverConfig {
     fn default() -> Self {
-        Self { method: SolverName::Heun, steps: 50 }
+        Self { method: SolverName::Heun, steps: 50, band_limit: None }
     }
 }
 
@@ -191,6 +199,14 @@ impl GenerateConfig {
         }
         if self.solver.steps == 0 {
             return Err(out_of_range(source, "solver.steps", 0, "must be at least 1"));
+        }
+        if self.solver.band_limit == Some(0) {
+            return Err(out_of_range(
+                source,
+                "solver.band_limit",
+                0,
+                "must be at least 1 (remove the key for no limit)",
+            ));
         }
         if let Some(n) = self.resolution
             && !(n >= 4 && n.is_multiple_of(2))

@@ -25,12 +25,12 @@ impl fmt::Display for Source {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Io {
         /// The config file.
         path: Source,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not a `source`: printed once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("{path} is not valid TOML: {message}")]
@@ -100,7 +100,7 @@ pub struct Loaded<T> {
 /// [`ConfigError`] naming the file and the key at fault.
 pub fn load<T: DeserializeOwned>(path: &Path, overrides: &[String]) -> Result<Loaded<T>, ConfigError> {
     let source = Source(path.to_path_buf());
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { path: source.clone(), source: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { path: source.clone(), cause: e })?;
     from_str(&text, source, overrides)
 }
 

@@ -108,7 +108,7 @@ impl Generator for DarcyGenerator {
     }
 
     fn sample(&self, seed: u64, index: u64) -> Result<Sample, GenerateError> {
-        let err = |source| GenerateError::Sample { index, source };
+        let err = |source| GenerateError::Sample { index, cause: source };
         let a = self.coefficient(seed, index).map_err(err)?;
         let u = self.solver.solve(a.view(), self.f.view()).map_err(err)?;
         Ok(Sample { fields: u.insert_axis(Axis(0)), coefficients: Some(a.insert_axis(Axis(0))), trajectory: None })

@@ -111,7 +111,7 @@ impl Generator for KolmogorovGenerator {
     }
 
     fn sample(&self, seed: u64, index: u64) -> Result<Sample, GenerateError> {
-        let err = |source| GenerateError::Sample { index, source };
+        let err = |source| GenerateError::Sample { index, cause: source };
         let uv0 = self
             .initial
             .sample_velocity(VelocityScale::SampleRms(self.params.initial_rms), seed, index)

@@ -27,15 +27,14 @@ pub use ns2d::{Ns2dGenerator, Ns2dParams, NsOutput};
 pub enum GenerateError {
     /// The numerics rejected the parameters (before any sample was made).
     #[error("invalid generation parameters: {0}")]
-    Parameters(#[source] PdeError),
+    Parameters(PdeError),
     /// Sample `index` failed (e.g. a simulation blew up).
-    #[error("sample {index}: {source}")]
+    #[error("sample {index}: {cause}")]
     Sample {
         /// The sample index.
         index: u64,
-        /// What went wrong.
-        #[source]
-        source: PdeError,
+        /// What went wrong (in the message, so not a `source`: printed once).
+        cause: PdeError,
     },
     /// A shard specification is invalid.
     #[error("invalid shard `{spec}`: {reason}")]

@@ -177,7 +177,7 @@ impl Generator for Ns2dGenerator {
     }
 
     fn sample(&self, seed: u64, index: u64) -> Result<Sample, GenerateError> {
-        let err = |source| GenerateError::Sample { index, source };
+        let err = |source| GenerateError::Sample { index, cause: source };
         let w0 = self.initial.sample(seed, index).map_err(err)?;
         let mut solver = NavierStokes2d::new(self.solve_grid.clone(), self.ns.clone(), w0.view()).map_err(err)?;
         let times = self.times();
