@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
+use fieldflow_pde::Complex64;
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::constraints::DivergenceFree;
+use fieldflow_pde::grid::signed_index;
 use fieldflow_pde::operators::vorticity;
-use fieldflow_pde::resample::resample;
 use fieldflow_pde::residuals::divergence_residual;
 use fieldflow_pde::spectrum::{Spectrum, mean_power_spectrum};
 use ndarray::{Array2, Array3, Array4, Axis, Ix4, s};
@@ -265,7 +266,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         };
         let mut fields = fields;
         if let Some(m) = cfg.solver.band_limit {
-            band_limit(&mut fields, m)?;
+            band_limit(&grid, &mut fields, m)?;
         }
         if let Some((u, v)) = velocity_channels {
             let w = divergence_report(&grid, &fields, u, v)?;
@@ -443,20 +444,26 @@ fn write_previews(
     Ok(written)
 }
 
-/// Keeps only the Fourier modes `|m_x|, |m_y| ≤ m` of every field (spectral truncation by
-/// resampling to a `(2m + 2)²`-point grid and back, exact for those modes); nothing changes if the
-/// grid has no higher modes. This is the orthogonal projection onto band-limited fields, a Fourier
-/// multiplier like the Leray projection, so divergence-free fields stay divergence-free.
-fn band_limit(a: &mut Array4<f64>, m: usize) -> Result<()> {
+/// Keeps only the Fourier modes `|m_x|, |m_y| ≤ m` of every field (zeroes the others in the real
+/// FFT); nothing changes if the grid has no higher modes. This is the orthogonal projection onto
+/// band-limited fields, a Fourier multiplier like the Leray projection, so divergence-free fields
+/// stay divergence-free.
+fn band_limit(grid: &Grid2d, a: &mut Array4<f64>, m: usize) -> Result<()> {
     let (b, c, ny, nx) = a.dim();
-    let n = 2 * m + 2;
-    if n >= nx.min(ny) {
+    if m >= nx.min(ny) / 2 {
         return Ok(());
     }
+    let m = m as isize;
     let mut flat = a.view_mut().into_shape_with_order((b * c, ny, nx))?;
     flat.outer_iter_mut().into_par_iter().try_for_each(|mut f| -> Result<()> {
-        let coarse = resample(f.view(), n, n)?;
-        f.assign(&resample(coarse.view(), ny, nx)?);
+        let mut spec = grid.spectral_zeros();
+        grid.forward(f.view(), spec.view_mut())?;
+        for ((i, j), z) in spec.indexed_iter_mut() {
+            if signed_index(i, ny).abs() > m || j as isize > m {
+                *z = Complex64::new(0.0, 0.0);
+            }
+        }
+        grid.inverse_consuming(spec.view_mut(), f.view_mut())?;
         Ok(())
     })
 }
