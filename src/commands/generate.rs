@@ -34,6 +34,7 @@ use crate::config::{self, ConfigError};
 use crate::constraint::to_array;
 use crate::model::{Fno, FnoCpu};
 use crate::plot::{Colormap, Curve, Panel, heatmaps, spectra};
+use crate::sample::eci::{EciOptions, eci_sample};
 use crate::sample::pcfm::{PcfmOptions, Predictor, pcfm_sample, project_after_sampling};
 use crate::sample::{SolveOptions, Solver, solve};
 use crate::train::{ChannelStats, Checkpoint, FlowModel, latest_checkpoint, load_checkpoint_model};
@@ -256,6 +257,10 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                     ConstraintMethod::Pcfm => {
                         let options = PcfmOptions { predictor, ..PcfmOptions::uniform(steps) };
                         pcfm_sample(&physical, c, y0, &options)
+                    }
+                    ConstraintMethod::Eci => {
+                        let options = EciOptions { mixing: cfg.constraint.mixing, ..EciOptions::uniform(steps) };
+                        eci_sample(&physical, c, y0, &options)
                     }
                     ConstraintMethod::Project => {
                         project_after_sampling(&physical, c, y0, &solver, &SolveOptions::uniform(steps))

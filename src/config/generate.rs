@@ -102,6 +102,9 @@ pub enum ConstraintMethod {
     Pcfm,
     /// Solve the ODE, then project once.
     Project,
+    /// ECI (Cheng et al.): `mixing` extrapolate–correct–interpolate iterations per step, no
+    /// predictor choice (with `mixing = 1` it is PCFM with the Euler predictor).
+    Eci,
 }
 
 /// The `[preview]` section: PNG pictures written beside the output file.
@@ -124,13 +127,21 @@ impl Default for PreviewConfig {
 }
 
 /// The `[constraint]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConstraintConfig {
     /// none | divergence_free.
     pub kind: ConstraintKind,
-    /// pcfm | project.
+    /// pcfm | project | eci.
     pub method: ConstraintMethod,
+    /// ECI's iterations per step (`method = "eci"` only).
+    pub mixing: usize,
+}
+
+impl Default for ConstraintConfig {
+    fn default() -> Self {
+        Self { kind: ConstraintKind::None, method: ConstraintMethod::Pcfm, mixing: 1 }
+    }
 }
 
 /// The `[output]` section of a generate job.
@@ -199,6 +210,9 @@ impl GenerateConfig {
         }
         if self.solver.steps == 0 {
             return Err(out_of_range(source, "solver.steps", 0, "must be at least 1"));
+        }
+        if self.constraint.mixing == 0 {
+            return Err(out_of_range(source, "constraint.mixing", 0, "must be at least 1"));
         }
         if self.solver.band_limit == Some(0) {
             return Err(out_of_range(
