@@ -25,7 +25,7 @@
 //! use fieldflow_datasets::{Dtype, FieldReader, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
 //! use ndarray::Array4;
 //!
-//! let dir = tempfile::tempdir().map_err(|e| fieldflow_datasets::DatasetError::Io { path: ".".into(), source: e })?;
+//! let dir = tempfile::tempdir().map_err(|e| fieldflow_datasets::DatasetError::Io { path: ".".into(), cause: e })?;
 //! let path = dir.path().join("vel.h5");
 //! let spec = FileSpec::new(Metadata::new("navier_stokes", &["u", "v"]), Grid::periodic(8, 4, 1.0, 0.5), Dtype::F32);
 //! let mut writer = FieldWriter::create(&path, spec, &WriterOptions::default())?;

@@ -222,32 +222,11 @@ impl Fno {
         cond: Option<Tensor<4>>,
         params: Option<Tensor<2>>,
     ) -> Result<Tensor<4>, ModelError> {
-        let dims = x.dims();
-        let [b, c, h, w] = dims;
-        if c != self.in_channels || b == 0 || h == 0 || w == 0 {
-            return Err(ModelError::shape("x", format!("[B, {}, H, W] with B, H, W ≥ 1", self.in_channels), &dims));
-        }
+        let [b, _, h, w] = self.check_inputs(x.dims(), cond.as_ref())?;
         let t = broadcast_time(t, b)?;
         let device = x.device();
         let mut inputs = vec![x];
-        match (cond, self.cond_channels) {
-            (None, 0) => {}
-            (Some(cond), n) if n > 0 => {
-                let got = cond.dims();
-                if got != [b, n, h, w] {
-                    return Err(ModelError::shape("cond", format!("[{b}, {n}, {h}, {w}]"), &got));
-                }
-                inputs.push(cond);
-            }
-            (None, n) => {
-                let reason = format!("the model expects {n} conditioning channels but none were given");
-                return Err(ModelError::Conditioning { input: "cond", reason });
-            }
-            (Some(_), _) => {
-                let reason = "the model takes no conditioning fields (cond_channels = 0)".to_string();
-                return Err(ModelError::Conditioning { input: "cond", reason });
-            }
-        }
+        inputs.extend(cond);
         let e = gelu(self.embedding.forward(t, params)?);
         if let Some(periodic) = self.grid {
             let encoding = if periodic { GridEncoding::Periodic } else { GridEncoding::Linear };
@@ -267,6 +246,35 @@ impl Fno {
             z = if l < last { gelu(v) } else { v };
         }
         Ok(self.project_out.forward(gelu(self.project_hidden.forward(z))))
+    }
+
+    /// Checks the shapes of [`Fno::forward`]'s `x` and `cond` (see its docs) and returns `x`'s.
+    ///
+    /// # Errors
+    /// As [`Fno::forward`].
+    pub(crate) fn check_inputs(&self, dims: [usize; 4], cond: Option<&Tensor<4>>) -> Result<[usize; 4], ModelError> {
+        let [b, c, h, w] = dims;
+        if c != self.in_channels || b == 0 || h == 0 || w == 0 {
+            return Err(ModelError::shape("x", format!("[B, {}, H, W] with B, H, W ≥ 1", self.in_channels), &dims));
+        }
+        match (cond, self.cond_channels) {
+            (None, 0) => Ok(dims),
+            (Some(cond), n) if n > 0 => {
+                let got = cond.dims();
+                if got != [b, n, h, w] {
+                    return Err(ModelError::shape("cond", format!("[{b}, {n}, {h}, {w}]"), &got));
+                }
+                Ok(dims)
+            }
+            (None, n) => {
+                let reason = format!("the model expects {n} conditioning channels but none were given");
+                Err(ModelError::Conditioning { input: "cond", reason })
+            }
+            (Some(_), _) => {
+                let reason = "the model takes no conditioning fields (cond_channels = 0)".to_string();
+                Err(ModelError::Conditioning { input: "cond", reason })
+            }
+        }
     }
 
     /// Hidden channels.

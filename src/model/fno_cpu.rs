@@ -216,28 +216,8 @@ impl<'a> FnoCpu<'a> {
         params: Option<Tensor<2>>,
     ) -> Result<Tensor<4>, ModelError> {
         let fno = self.fno;
-        let dims = x.dims();
-        let [b, c, h, w] = dims;
-        if c != fno.in_channels() || b == 0 || h == 0 || w == 0 {
-            return Err(ModelError::shape("x", format!("[B, {}, H, W] with B, H, W ≥ 1", fno.in_channels()), &dims));
-        }
+        let [b, c, h, w] = fno.check_inputs(x.dims(), cond.as_ref())?;
         let nc = fno.cond_channels();
-        match (&cond, nc) {
-            (None, 0) => {}
-            (Some(cv), n) if n > 0 => {
-                if cv.dims() != [b, n, h, w] {
-                    return Err(ModelError::shape("cond", format!("[{b}, {n}, {h}, {w}]"), &cv.dims()));
-                }
-            }
-            (None, n) => {
-                let reason = format!("the model expects {n} conditioning channels but none were given");
-                return Err(ModelError::Conditioning { input: "cond", reason });
-            }
-            (Some(_), _) => {
-                let reason = "the model takes no conditioning fields (cond_channels = 0)".to_string();
-                return Err(ModelError::Conditioning { input: "cond", reason });
-            }
-        }
         let device = x.device();
         let t = broadcast_time(t, b)?;
         let e = gelu(fno.embedding.forward(t, params)?);
