@@ -97,7 +97,7 @@ fn open_native_rw(path: &Path) -> Result<File> {
         }
         // The read-only handle closes here: HDF5 cannot reopen a file read-write while it is open.
     }
-    File::open_rw(path).map_err(|e| DatasetError::hdf5(path, "/", e))
+    h5::retry_locked(path, || File::open_rw(path))
 }
 
 /// Stores `record` as `/checks/<name>` of the native file at `path`, replacing an existing

@@ -20,7 +20,25 @@ const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// that is not HDF5.
 pub(crate) fn open_file(path: &Path) -> Result<File> {
     check_hdf5_signature(path)?;
-    File::open(path).map_err(|e| DatasetError::hdf5(path, "/", e))
+    retry_locked(path, || File::open(path))
+}
+
+/// Runs `open` until it succeeds, fails for another reason than HDF5's advisory file lock, or two
+/// seconds have passed. A lock can be held for a moment by someone else than the writer: HDF5
+/// opens files without close-on-exec, so a process started by a multi-threaded program while one
+/// of its threads had a file open keeps that file locked until it exits.
+pub(crate) fn retry_locked(path: &Path, open: impl Fn() -> hdf5::Result<File>) -> Result<File> {
+    let mut attempt = 0;
+    loop {
+        match open() {
+            Ok(file) => return Ok(file),
+            Err(e) if attempt < 40 && e.to_string().contains("unable to lock file") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(DatasetError::hdf5(path, "/", e)),
+        }
+    }
 }
 
 /// Checks that `path` exists and carries an HDF5 signature at one of the places the format
