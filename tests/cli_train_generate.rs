@@ -149,3 +149,54 @@ fn train_rejects_unknown_keys_and_missing_data_with_exit_2() {
         .stderr(predicate::str::contains("missing.h5"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written on failure");
 }
+
+/// Constraints from the config, stacked with the divergence: a fixed kinetic energy (nonlinear),
+/// fixed channel means, and values observed on every 4th grid point of a data file. Each holds in
+/// the written fields (energy and means to 1e-8 relative, observations and divergence to
+/// round-off), and a mismatched observation file is exit 2 naming the key.
+#[test]
+fn generate_stacks_energy_mean_and_observation_constraints_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_smoke(dir.path());
+    let data = dir.path().join("data.h5");
+    let observed = FieldReader::open(&data).unwrap().read_range(2..3).unwrap();
+    let out = dir.path().join("stacked.h5");
+    let observe = format!("constraint.observe={{ path = {:?}, sample = 2, stride = 4 }}", data.display().to_string());
+    generate(
+        &run,
+        &out,
+        &[
+            "--set",
+            "constraint.kinetic_energy=0.02",
+            "--set",
+            "constraint.mean=[0.01, -0.02]",
+            "--set",
+            &observe,
+            "--set",
+            "preview.samples=0",
+        ],
+    )
+    .success();
+    let (divergence, [n, _, ny, nx]) = max_divergence(&out);
+    assert!(divergence <= 1e-10, "max |div u| = {divergence:e}");
+    let fields = FieldReader::open(&out).unwrap().read_range(0..n).unwrap();
+    for sample in fields.axis_iter(Axis(0)) {
+        let energy = 0.5 * sample.iter().map(|v| v * v).sum::<f64>() / (nx * ny) as f64;
+        assert!((energy / 0.02 - 1.0).abs() < 1e-8, "kinetic energy {energy}");
+        for (c, target) in [(0, 0.01), (1, -0.02)] {
+            let mean = sample.index_axis(Axis(0), c).mean().unwrap();
+            assert!((mean - target).abs() < 1e-8 * 0.2, "mean of channel {c}: {mean}");
+        }
+        for ((ch, y, x), v) in sample.indexed_iter() {
+            if y % 4 == 0 && x % 4 == 0 {
+                let want = observed[[0, ch, y, x]];
+                assert!((v - want).abs() < 1e-10 * (1.0 + want.abs()), "({ch}, {y}, {x}): {v} vs {want}");
+            }
+        }
+    }
+    let bad = dir.path().join("bad.h5");
+    generate(&run, &bad, &["--set", &observe, "--set", "resolution=32"])
+        .code(2)
+        .stderr(predicate::str::contains("constraint.observe.path"));
+    assert!(!bad.exists());
+}

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
 use fieldflow_pde::Complex64;
 use fieldflow_pde::Grid2d;
-use fieldflow_pde::constraints::DivergenceFree;
+use fieldflow_pde::constraints::{Constraint, DivergenceFree, FixedEnergy, FixedMean, MaskValues, Stack};
 use fieldflow_pde::grid::signed_index;
 use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::residuals::divergence_residual;
@@ -167,19 +167,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             (Some(u), Some(v)) => Some((u, v)),
             _ => None,
         };
-    let constraint = match cfg.constraint.kind {
-        ConstraintKind::None => None,
-        ConstraintKind::DivergenceFree => match velocity_channels {
-            Some((0, 1)) if channels == 2 => Some(DivergenceFree::new(grid.clone())),
-            _ => {
-                return Err(BadInput(format!(
-                    "constraint.kind = \"divergence_free\" needs a model of exactly the channels [u, v], not {:?}",
-                    trained.channels
-                ))
-                .into());
-            }
-        },
-    };
+    let constraint = build_constraint(&cfg, &opts.job.config, &grid, &trained.channels, velocity_channels)?;
 
     // The network's velocity at a shared time t, by the CPU inference engine on the CPU; a model
     // error (only possible for shapes, which are fixed above) yields NaN, which the samplers
@@ -252,6 +240,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                 x
             }
             (Some(c), method) => {
+                let c = c.as_ref();
                 let y0 = x0.mul(scale.clone()) + mean.clone();
                 match method {
                     ConstraintMethod::Pcfm => {
@@ -333,6 +322,73 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The constraint `[constraint]` asks for: `kind`, `mean`, `kinetic_energy` and `observe`, stacked
+/// in that order when there are several; `None` for plain sampling.
+fn build_constraint(
+    cfg: &GenerateConfig,
+    config: &Path,
+    grid: &Grid2d,
+    channels: &[String],
+    velocity: Option<(usize, usize)>,
+) -> Result<Option<Box<dyn Constraint>>> {
+    let c = channels.len();
+    let shape = [c, grid.ny(), grid.nx()];
+    let bad = |key: &str, reason: String| BadInput(format!("constraint.{key} in {}: {reason}", config.display()));
+    let mut parts: Vec<Box<dyn Constraint>> = Vec::new();
+    if cfg.constraint.kind == ConstraintKind::DivergenceFree {
+        match velocity {
+            Some((0, 1)) if c == 2 => parts.push(Box::new(DivergenceFree::new(grid.clone()))),
+            _ => {
+                let reason =
+                    format!("\"divergence_free\" needs a model of exactly the channels [u, v], not {channels:?}");
+                return Err(bad("kind", reason).into());
+            }
+        }
+    }
+    if let Some(means) = &cfg.constraint.mean {
+        if means.len() != c {
+            let reason = format!("has {} values, the model has {c} channels {channels:?}", means.len());
+            return Err(bad("mean", reason).into());
+        }
+        let targets = means.iter().copied().enumerate().collect();
+        parts.push(Box::new(FixedMean::with_targets(shape, targets).map_err(|e| bad("mean", e.to_string()))?));
+    }
+    if let Some(energy) = cfg.constraint.kinetic_energy {
+        if !(velocity == Some((0, 1)) && c == 2) {
+            let reason = format!("needs a model of exactly the channels [u, v], not {channels:?}");
+            return Err(bad("kinetic_energy", reason).into());
+        }
+        parts.push(Box::new(FixedEnergy::kinetic(grid, energy).map_err(|e| bad("kinetic_energy", e.to_string()))?));
+    }
+    if let Some(o) = &cfg.constraint.observe {
+        let source = fieldflow_datasets::open_source(&o.path)
+            .map_err(|e| bad("observe.path", format!("cannot read {}: {e}", o.path.display())))?;
+        if source.sample_shape() != shape {
+            let reason = format!(
+                "{} holds fields of shape {:?}, the generated ones are {shape:?} (channels, ny, nx)",
+                o.path.display(),
+                source.sample_shape()
+            );
+            return Err(bad("observe.path", reason).into());
+        }
+        if o.sample >= source.len() {
+            let reason = format!("= {} but {} holds {} samples", o.sample, o.path.display(), source.len());
+            return Err(bad("observe.sample", reason).into());
+        }
+        let values = source
+            .read_fields(o.sample..o.sample + 1)
+            .with_context(|| format!("reading {}", o.path.display()))?
+            .index_axis_move(Axis(0), 0);
+        let mask = Array3::from_shape_fn((c, grid.ny(), grid.nx()), |(_, y, x)| y % o.stride == 0 && x % o.stride == 0);
+        parts.push(Box::new(MaskValues::new(mask, values).map_err(|e| bad("observe", e.to_string()))?));
+    }
+    Ok(match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(Box::new(Stack::new(parts).map_err(|e| bad("kind", e.to_string()))?)),
+    })
 }
 
 /// Wall time spent in the network and the number of evaluations.

@@ -127,7 +127,7 @@ impl Default for PreviewConfig {
 }
 
 /// The `[constraint]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConstraintConfig {
     /// none | divergence_free.
@@ -136,11 +136,57 @@ pub struct ConstraintConfig {
     pub method: ConstraintMethod,
     /// ECI's iterations per step (`method = "eci"` only).
     pub mixing: usize,
+    /// Fixed mean of each channel, in data units (stacked with `kind`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f64>>,
+    /// Fixed kinetic energy `½ ∫ (u² + v²) dx dy` of velocity models (stacked with `kind`;
+    /// nonlinear, projected by Gauss–Newton).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinetic_energy: Option<f64>,
+    /// Pin the values of an observed field at every `stride`-th grid point in x and y (all
+    /// channels), taken from sample `sample` of the HDF5 file `path` on the generation grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveConfig>,
+}
+
+/// `[constraint] observe = { path = "...", sample = 0, stride = 8 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveConfig {
+    /// Any readable HDF5 file on the generation grid with the model's channels.
+    pub path: PathBuf,
+    /// The observed sample.
+    #[serde(default)]
+    pub sample: usize,
+    /// Grid points between observations, in x and y.
+    #[serde(default = "default_stride")]
+    pub stride: usize,
+}
+
+fn default_stride() -> usize {
+    8
+}
+
+impl ConstraintConfig {
+    /// Whether any constraint is asked for.
+    pub fn any(&self) -> bool {
+        self.kind != ConstraintKind::None
+            || self.mean.is_some()
+            || self.kinetic_energy.is_some()
+            || self.observe.is_some()
+    }
 }
 
 impl Default for ConstraintConfig {
     fn default() -> Self {
-        Self { kind: ConstraintKind::None, method: ConstraintMethod::Pcfm, mixing: 1 }
+        Self {
+            kind: ConstraintKind::None,
+            method: ConstraintMethod::Pcfm,
+            mixing: 1,
+            mean: None,
+            kinetic_energy: None,
+            observe: None,
+        }
     }
 }
 
@@ -227,7 +273,22 @@ impl GenerateConfig {
         {
             return Err(out_of_range(source, "resolution", n, "must be even and at least 4"));
         }
-        if self.constraint.kind != ConstraintKind::None
+        if let Some(e) = self.constraint.kinetic_energy
+            && !(e.is_finite() && e > 0.0)
+        {
+            return Err(out_of_range(source, "constraint.kinetic_energy", e, "must be finite and positive"));
+        }
+        if let Some(mean) = &self.constraint.mean
+            && let Some(m) = mean.iter().find(|m| !m.is_finite())
+        {
+            return Err(out_of_range(source, "constraint.mean", m, "must be finite"));
+        }
+        if let Some(o) = &self.constraint.observe
+            && o.stride == 0
+        {
+            return Err(out_of_range(source, "constraint.observe.stride", 0, "must be at least 1"));
+        }
+        if self.constraint.any()
             && self.constraint.method == ConstraintMethod::Pcfm
             && !matches!(self.solver.method, SolverName::Euler | SolverName::Heun)
         {
