@@ -200,3 +200,57 @@ fn generate_stacks_energy_mean_and_observation_constraints_from_the_config() {
         .stderr(predicate::str::contains("constraint.observe.path"));
     assert!(!bad.exists());
 }
+
+/// `model.leray = true` ends the network with a Leray projection: with a divergence-free source
+/// the whole flow, and so every sample, is divergence-free without any constraint at sampling
+/// (to the f32 round-off of the network); on vorticity data the key is exit 2.
+#[test]
+fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config("smoke-datagen.toml"))
+        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "-o"])
+        .arg(&data)
+        .assert()
+        .success();
+    let run = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        fieldflow()
+            .args(["train", "--quiet", "--config"])
+            .arg(config("smoke-train.toml"))
+            .args(["--set", &set_path("data.path", &data), "--set", &set_path("output.run_dir", &run)])
+            .args([
+                "--set",
+                "model.leray=true",
+                "--set",
+                "noise.kind=\"divergence_free_gp\"",
+                "--set",
+                "noise.sigma=10.0",
+            ])
+            .args(extra)
+            .assert()
+    };
+    train(&[]).success();
+    let out = dir.path().join("leray.h5");
+    generate(&run, &out, &["--set", "constraint.kind=\"none\"", "--set", "preview.samples=0"]).success();
+    let reader = FieldReader::open(&out).unwrap();
+    let [_, ny, nx] = reader.sample_shape();
+    let grid = Grid2d::new(nx, ny, 1.0, 1.0).unwrap();
+    for sample in reader.read_range(0..reader.len()).unwrap().axis_iter(Axis(0)) {
+        let r = divergence_residual(&grid, sample).unwrap();
+        assert!(r.relative < 1e-5, "relative divergence {:e}", r.relative);
+    }
+    let vorticity = dir.path().join("vorticity.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config("smoke-datagen.toml"))
+        .args(["--set", "samples=4", "-o"])
+        .arg(&vorticity)
+        .assert()
+        .success();
+    train(&["--set", &set_path("data.path", &vorticity), "--force"])
+        .code(2)
+        .stderr(predicate::str::contains("model.leray"));
+}

@@ -125,11 +125,26 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
     }
     let [channels, ny, nx] = reader.sample_shape();
     let meta = reader.metadata().clone();
+    if cfg.model.leray && meta.channels != ["u", "v"] {
+        return Err(BadInput(format!(
+            "model.leray = true in {} needs velocity data with channels [u, v]; {} has {:?}",
+            opts.job.config.display(),
+            data_path.display(),
+            meta.channels
+        ))
+        .into());
+    }
     let grid = Grid2d::new(nx, ny, meta.lx, meta.ly)
         .map_err(|e| BadInput(format!("{}: unusable grid {ny}×{nx}: {e}", data_path.display())))?;
     let device = global.device()?;
-    let (train, normalization) =
-        load_field_dataset(&reader, 0..n_train, &FieldDataOptions::default(), &device).map_err(classify)?;
+    // The velocity components share one scale, so that normalising keeps ∇·u = 0.
+    let shared_scale = match (meta.channels.iter().position(|c| c == "u"), meta.channels.iter().position(|c| c == "v"))
+    {
+        (Some(u), Some(v)) => vec![u, v],
+        _ => Vec::new(),
+    };
+    let options = FieldDataOptions { shared_scale, ..FieldDataOptions::default() };
+    let (train, normalization) = load_field_dataset(&reader, 0..n_train, &options, &device).map_err(classify)?;
     let validation = if n_train < n {
         let options = FieldDataOptions { normalization: Some(normalization.clone()), ..FieldDataOptions::default() };
         Some(load_field_dataset(&reader, n_train..n, &options, &device).map_err(classify)?.0)
@@ -145,6 +160,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         .with_time_embedding_dim(m.time_embedding_dim)
         .with_projection_width(m.projection_width)
         .with_seed(m.seed);
+    let fno = if m.leray { fno.with_leray_domain(Some((meta.lx, meta.ly))) } else { fno };
     let trained = TrainedData {
         data: data_path.display().to_string(),
         pde: meta.pde.clone(),

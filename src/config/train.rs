@@ -45,11 +45,14 @@ pub struct ModelConfig {
     pub projection_width: usize,
     /// Seed of the initial weights.
     pub seed: u64,
+    /// End the network with a Leray projection, so that its velocity is divergence-free (needs
+    /// velocity data, channels `u`, `v`, on a periodic grid).
+    pub leray: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { width: 32, modes: 12, layers: 4, time_embedding_dim: 64, projection_width: 128, seed: 0 }
+        Self { width: 32, modes: 12, layers: 4, time_embedding_dim: 64, projection_width: 128, seed: 0, leray: false }
     }
 }
 

@@ -38,8 +38,8 @@ use std::f64::consts::TAU;
 
 use super::mlp::broadcast_time;
 use super::{
-    ModelError, ModelSummary, ParamInit, Pointwise, SpectralBasis, SpectralConv2d, SpectralConv2dConfig, TimeEmbedding,
-    TimeEmbeddingConfig, ensure_at_least,
+    LerayLayer, ModelError, ModelSummary, ParamInit, Pointwise, SpectralBasis, SpectralConv2d, SpectralConv2dConfig,
+    TimeEmbedding, TimeEmbeddingConfig, ensure_at_least,
 };
 
 /// Configuration of an [`Fno`] velocity field.
@@ -85,6 +85,10 @@ pub struct FnoConfig {
     /// Seed of the weights' random streams.
     #[config(default = 0)]
     pub seed: u64,
+    /// Project the output `(u, v)` onto divergence-free fields of a periodic `(Lx, Ly)` domain
+    /// with a [`LerayLayer`] (needs `out_channels = 2`); `None`: no projection.
+    #[config(default = "None")]
+    pub leray_domain: Option<(f64, f64)>,
 }
 
 impl FnoConfig {
@@ -99,6 +103,14 @@ impl FnoConfig {
         ensure_at_least("modes", self.modes.0.min(self.modes.1), 1)?;
         ensure_at_least("layers", self.layers, 1)?;
         ensure_at_least("projection_width", self.projection_width, 1)?;
+        if let Some((lx, ly)) = self.leray_domain {
+            if self.out_channels != 2 {
+                return Err(ModelError::config("leray_domain", "needs out_channels = 2 (a velocity (u, v))"));
+            }
+            if !(lx.is_finite() && lx > 0.0 && ly.is_finite() && ly > 0.0) {
+                return Err(ModelError::config("leray_domain", format!("({lx}, {ly}) must be finite and positive")));
+            }
+        }
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
             return Err(ModelError::config(
                 "output_scale",
@@ -152,6 +164,8 @@ impl FnoConfig {
             in_channels: self.in_channels,
             cond_channels: self.cond_channels,
             grid: if self.with_grid { Some(self.grid_encoding == GridEncoding::Periodic) } else { None },
+            leray_lx: self.leray_domain.map_or(0.0, |d| d.0),
+            leray_ly: self.leray_domain.map_or(0.0, |d| d.1),
         })
     }
 
@@ -198,6 +212,9 @@ pub struct Fno {
     cond_channels: usize,
     /// `None`: no grid channels; `Some(true)`: periodic encoding; `Some(false)`: linear.
     grid: Option<bool>,
+    /// Domain of the output Leray projection (0: none).
+    leray_lx: f64,
+    leray_ly: f64,
 }
 
 impl Fno {
@@ -245,7 +262,16 @@ impl Fno {
             let v = v.mul(gamma.add_scalar(1.0)) + beta;
             z = if l < last { gelu(v) } else { v };
         }
-        Ok(self.project_out.forward(gelu(self.project_hidden.forward(z))))
+        let out = self.project_out.forward(gelu(self.project_hidden.forward(z)));
+        match self.leray_domain() {
+            Some((lx, ly)) => LerayLayer::new(h, w, lx, ly, &device)?.forward(out),
+            None => Ok(out),
+        }
+    }
+
+    /// The periodic domain of the output Leray projection, if the network has one.
+    pub fn leray_domain(&self) -> Option<(f64, f64)> {
+        (self.leray_lx > 0.0).then_some((self.leray_lx, self.leray_ly))
     }
 
     /// Checks the shapes of [`Fno::forward`]'s `x` and `cond` (see its docs) and returns `x`'s.

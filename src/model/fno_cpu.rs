@@ -289,6 +289,16 @@ impl<'a> FnoCpu<'a> {
             hidden.mapv_inplace(gelu_f32);
             self.project_out.apply(hidden.view(), oi);
         });
+        if let Some((lx, ly)) = fno.leray_domain() {
+            // The output Leray layer, in f64 with the FFT (the burn layer's DFT products agree to
+            // f32 round-off).
+            let grid = fieldflow_pde::Grid2d::new(w, h, lx, ly)
+                .map_err(|e| ModelError::config("leray_domain", e.to_string()))?;
+            let mut out64 = out.mapv(f64::from).into_shape_with_order((b, co, h, w)).map_err(shape_error)?;
+            fieldflow_pde::leray::leray_batch(&grid, out64.view_mut())
+                .map_err(|e| ModelError::config("leray_domain", e.to_string()))?;
+            out = out64.mapv(|v| v as f32).into_shape_with_order((b, co, hw)).map_err(shape_error)?;
+        }
         let data = TensorData::new(out.into_raw_vec_and_offset().0, [b, co, h, w]);
         Ok(Tensor::from_data(data, &device))
     }
@@ -416,6 +426,33 @@ mod tests {
                 let err = max_rel(got, want);
                 assert!(err < 1e-5, "{encoding:?} {h}×{w}: max relative difference {err:e}");
             }
+        }
+    }
+
+    #[test]
+    fn matches_the_burn_forward_with_the_leray_output_layer() {
+        let device = Device::default();
+        let fno = FnoConfig::new(2, 2)
+            .with_width(8)
+            .with_modes((4, 4))
+            .with_layers(2)
+            .with_projection_width(16)
+            .with_leray_domain(Some((1.0, 2.0)))
+            .init(&device)
+            .unwrap();
+        let engine = FnoCpu::new(&fno).unwrap();
+        let x = Tensor::<4>::random([2, 2, 16, 12], Distribution::Normal(0.0, 1.0), &device);
+        let t = Tensor::<1>::full([2], 0.3, &device);
+        let want = fno.forward(x.clone(), t.clone(), None, None).unwrap();
+        let got = engine.forward(x, t, None, None).unwrap();
+        let err = max_rel(got.clone(), want);
+        assert!(err < 1e-5, "max relative difference {err:e}");
+        let v: Vec<f64> = got.into_data().convert::<f64>().try_into_vec::<f64>().unwrap();
+        let v = ndarray::Array4::from_shape_vec((2, 2, 16, 12), v).unwrap();
+        let grid = fieldflow_pde::Grid2d::new(12, 16, 1.0, 2.0).unwrap();
+        for s in v.axis_iter(Axis(0)) {
+            let r = fieldflow_pde::residuals::divergence_residual(&grid, s).unwrap();
+            assert!(r.relative < 1e-5, "relative divergence {:e}", r.relative);
         }
     }
 

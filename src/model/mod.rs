@@ -25,12 +25,14 @@ use rand::RngExt;
 pub mod embedding;
 pub mod fno;
 pub mod fno_cpu;
+pub mod leray;
 pub mod mlp;
 pub mod spectral_conv;
 
 pub use embedding::{TimeEmbedding, TimeEmbeddingConfig};
 pub use fno::{Fno, FnoConfig, FourierBlock, GridEncoding};
 pub use fno_cpu::FnoCpu;
+pub use leray::LerayLayer;
 pub use mlp::{Mlp, MlpConfig};
 pub use spectral_conv::{SpectralBasis, SpectralConv2d, SpectralConv2dConfig};
 

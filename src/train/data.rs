@@ -70,6 +70,21 @@ impl ChannelStats {
         self.mean.len()
     }
 
+    /// Gives `channels` one standard deviation, the root mean square of theirs (channels out of
+    /// range are ignored; fewer than two change nothing).
+    pub fn share_scale(&mut self, channels: &[usize]) {
+        let stds: Vec<f64> = channels.iter().filter_map(|&c| self.std.get(c).copied()).collect();
+        if stds.len() < 2 {
+            return;
+        }
+        let shared = (stds.iter().map(|s| s * s).sum::<f64>() / stds.len() as f64).sqrt();
+        for &c in channels {
+            if let Some(s) = self.std.get_mut(c) {
+                *s = shared;
+            }
+        }
+    }
+
     /// The divisor of channel `c`: its standard deviation, or 1 when that is zero or not finite.
     pub fn scale(&self, c: usize) -> f64 {
         match self.std.get(c) {
@@ -356,6 +371,10 @@ pub struct FieldDataOptions {
     /// Use this normalisation (e.g. the training set's for a validation set) instead of the
     /// file's statistics.
     pub normalization: Option<Normalization>,
+    /// Channels that share one scale (the root mean square of their standard deviations) when
+    /// the normalisation comes from the file: the components of a vector field, so that
+    /// normalising keeps its direction, and `∇·u = 0` holds in both units.
+    pub shared_scale: Vec<usize>,
 }
 
 /// Loads samples `range` of a native file into memory, normalised per channel (see the
@@ -395,6 +414,10 @@ pub fn load_field_dataset(
             }),
         },
     };
+    let mut normalization = normalization;
+    if options.normalization.is_none() {
+        normalization.fields.share_scale(&options.shared_scale);
+    }
     let from_arrays = normalized_dataset(&mut fields, coefficients.as_mut(), &normalization, device)?;
     Ok((from_arrays, normalization))
 }
@@ -545,7 +568,7 @@ mod tests {
         w.finish().unwrap();
         let reader = FieldReader::open(&path).unwrap();
         let device = Device::default();
-        let options = FieldDataOptions { coefficients: true, normalization: None };
+        let options = FieldDataOptions { coefficients: true, ..FieldDataOptions::default() };
         let (train, norm) = load_field_dataset(&reader, 0..4, &options, &device).unwrap();
         assert_eq!(train.len(), 4);
         assert_eq!(norm.fields.mean, reader.fields_stats().unwrap().mean);
@@ -559,7 +582,8 @@ mod tests {
         let coef = cond.unwrap().fields.unwrap();
         assert_eq!(coef.dims(), [1, 1, 4, 4]);
         // The validation part reuses the training normalisation.
-        let val_options = FieldDataOptions { coefficients: true, normalization: Some(norm.clone()) };
+        let val_options =
+            FieldDataOptions { coefficients: true, normalization: Some(norm.clone()), ..FieldDataOptions::default() };
         let (val, norm2) = load_field_dataset(&reader, 4..6, &val_options, &device).unwrap();
         assert_eq!((val.len(), norm2), (2, norm.clone()));
         let saved = dir.path().join("normalization.json");
