@@ -256,6 +256,10 @@ fn check_write_stores_the_report_that_check_prints_and_refuses_upstream_files() 
     fieldflow().arg("info").arg(&a).assert().success().stdout(
         predicate::str::contains("checks (per-sample residuals").and(predicate::str::contains("relative divergence")),
     );
+    let out = fieldflow().args(["info", "--json"]).arg(&a).assert().success();
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["checks"][0]["name"], "divergence-free");
+    assert_eq!(v["checks"][0]["max"].as_f64(), read_checks(&a).unwrap().first().map(|r| r.max));
 
     // An FNO Darcy .mat (v7.3) file: read, but never modified.
     let upstream = dir.path().join("piececonst.mat");

@@ -23,16 +23,21 @@ fn to_json(i: &Info) -> Value {
         "stats": i.stats.iter().map(|s| json!({
             "dataset": s.dataset, "channel": s.channel, "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
         })).collect::<Vec<_>>(),
+        "checks": i.checks.iter().map(|c| json!({
+            "name": c.name, "kind": c.kind, "metric": c.metric, "max": c.max, "mean": c.mean,
+            "samples": c.per_sample.len(), "created_by": c.created_by, "timestamp": c.timestamp,
+        })).collect::<Vec<_>>(),
         "problem": i.problem,
     })
 }
 
 pub fn run(opts: &InfoOpts) -> Result<()> {
+    use std::io::Write;
     let summary = info(&opts.file)?;
-    if opts.json {
-        println!("{:#}", to_json(&summary));
-    } else {
-        print!("{summary}");
+    let text = if opts.json { format!("{:#}\n", to_json(&summary)) } else { summary.to_string() };
+    // A reader that stops early (`fieldflow info FILE | head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
