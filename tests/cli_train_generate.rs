@@ -254,3 +254,33 @@ fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
         .code(2)
         .stderr(predicate::str::contains("model.leray"));
 }
+
+/// A resumed run keeps the normalisation its weights were trained with, even when the data file
+/// (and so its statistics) changed in between.
+#[test]
+fn a_resumed_run_keeps_its_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_smoke(dir.path());
+    let other = dir.path().join("other.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config("smoke-datagen.toml"))
+        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "--seed", "99", "-o"])
+        .arg(&other)
+        .assert()
+        .success();
+    fieldflow()
+        .args(["train", "--quiet", "--config"])
+        .arg(config("smoke-train.toml"))
+        .args(["--set", &set_path("data.path", &other), "--set", &set_path("output.run_dir", &run)])
+        .args(["--set", "train.steps=32"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("resumed from step 30"));
+    let norm = |step: &str| {
+        let text = std::fs::read_to_string(run.join(format!("checkpoints/{step}/checkpoint.json"))).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["normalization"].clone()
+    };
+    assert!(!norm("step-00000030").is_null());
+    assert_eq!(norm("step-00000032"), norm("step-00000030"));
+}

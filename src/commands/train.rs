@@ -18,7 +18,7 @@ use crate::cli::{GlobalOpts, JobOpts};
 use crate::config::train::{NoiseConfig, TrainJobConfig};
 use crate::config::{self, ConfigError};
 use crate::model::{Fno, FnoConfig};
-use crate::train::{FieldDataOptions, TrainError, Trainer, load_field_dataset};
+use crate::train::{Checkpoint, FieldDataOptions, TrainError, Trainer, latest_checkpoint, load_field_dataset};
 
 /// `fieldflow train`.
 #[derive(Debug, Clone, clap::Args)]
@@ -143,7 +143,17 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         (Some(u), Some(v)) => vec![u, v],
         _ => Vec::new(),
     };
-    let options = FieldDataOptions { shared_scale, ..FieldDataOptions::default() };
+    // A resumed run keeps the normalisation it started with (the weights were trained on it).
+    let run_dir = &cfg.output.run_dir;
+    let resumed_normalization = match (opts.force, opts.resume, run_dir.is_dir()) {
+        (false, true, true) => latest_checkpoint(run_dir)
+            .map_err(|e| BadInput(e.to_string()))?
+            .and_then(|ck| Checkpoint::read(&ck.dir).ok())
+            .and_then(|ck| ck.meta.normalization),
+        _ => None,
+    };
+    let options =
+        FieldDataOptions { shared_scale, normalization: resumed_normalization, ..FieldDataOptions::default() };
     let (train, normalization) = load_field_dataset(&reader, 0..n_train, &options, &device).map_err(classify)?;
     let validation = if n_train < n {
         let options = FieldDataOptions { normalization: Some(normalization.clone()), ..FieldDataOptions::default() };
@@ -172,7 +182,6 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         noise: cfg.noise,
         config: effective,
     };
-    let run_dir = &cfg.output.run_dir;
     if opts.force {
         clear_run(run_dir)?;
     }
