@@ -144,6 +144,10 @@ fn infer(source: &dyn FieldSource, pde: Option<&str>, constraint: Option<&str>) 
             Ok(Kind::Divergence { u, v })
         }
         "darcy" => {
+            // A pair file: (a, u) both in /fields; the checker takes a from there.
+            if let (Some(_), Some(u)) = (channel(&meta.channels, "a"), channel(&meta.channels, "u")) {
+                return Ok(Kind::Darcy { u, a: 0 });
+            }
             let u = channel(&meta.channels, "u").or((meta.channels.len() == 1).then_some(0));
             let a = channel(&meta.coefficient_channels, "a").or((meta.coefficient_channels.len() == 1).then_some(0));
             match (u, a) {
@@ -197,6 +201,8 @@ pub(crate) struct Checker {
     file: String,
     grid: Option<Grid2d>,
     darcy: Option<(DarcyOperator, Array2<f64>)>,
+    /// For a Darcy pair file, the channel of `/fields` that holds the coefficient `a`.
+    pair_a: Option<usize>,
     forcing: Forcing,
     forcing_source: &'static str,
 }
@@ -245,7 +251,11 @@ impl Checker {
             }
             _ => None,
         };
-        Ok(Self { kind, file: path.display().to_string(), grid, darcy, forcing, forcing_source })
+        let pair_a = match kind {
+            Kind::Darcy { .. } => channel(&meta.channels, "a").filter(|_| channel(&meta.channels, "u").is_some()),
+            _ => None,
+        };
+        Ok(Self { kind, file: path.display().to_string(), grid, darcy, pair_a, forcing, forcing_source })
     }
 
     /// Per-sample (judged, absolute) residuals of the first `n` samples of `source` (the file
@@ -259,8 +269,9 @@ impl Checker {
         for start in (0..n).step_by(BATCH) {
             let range = start..(start + BATCH).min(n);
             let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
-            let coefficients = match self.kind {
-                Kind::Darcy { .. } => Some(
+            let coefficients = match (self.kind, self.pair_a) {
+                (Kind::Darcy { .. }, Some(a)) => Some(fields.slice(s![.., a..a + 1, .., ..]).to_owned()),
+                (Kind::Darcy { .. }, None) => Some(
                     source
                         .read_coefficients(range)
                         .with_context(|| format!("reading the coefficients of {file}"))?

@@ -17,7 +17,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
 use fieldflow_pde::Complex64;
 use fieldflow_pde::Grid2d;
-use fieldflow_pde::constraints::{Constraint, DivergenceFree, FixedEnergy, FixedMean, MaskValues, Stack};
+use fieldflow_pde::constraints::{Constraint, DarcyPde, DivergenceFree, FixedEnergy, FixedMean, MaskValues, Stack};
+use fieldflow_pde::darcy::{DarcyOperator, FaceAverage, Forcing as DarcyForcing};
 use fieldflow_pde::grid::signed_index;
 use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::residuals::divergence_residual;
@@ -346,6 +347,21 @@ fn build_constraint(
                 return Err(bad("kind", reason).into());
             }
         }
+    }
+    if cfg.constraint.kind == ConstraintKind::Darcy {
+        let (s, nx) = (grid.ny(), grid.nx());
+        if channels != ["a", "u"] || s != nx {
+            let reason = format!(
+                "\"darcy\" needs a model of the pair [a, u] (datagen darcy.output = \"pair\") on a square grid, not \
+                 {channels:?} on {s}×{nx}"
+            );
+            return Err(bad("kind", reason).into());
+        }
+        let op = DarcyOperator::new(s, FaceAverage::Arithmetic).map_err(|e| bad("kind", e.to_string()))?;
+        let f = DarcyForcing::Constant(cfg.constraint.darcy_forcing)
+            .field(s)
+            .map_err(|e| bad("darcy_forcing", e.to_string()))?;
+        parts.push(Box::new(DarcyPde::new(op, f).map_err(|e| bad("darcy_forcing", e.to_string()))?));
     }
     if let Some(means) = &cfg.constraint.mean {
         if means.len() != c {

@@ -248,6 +248,20 @@ pub struct DarcyConfig {
     pub forcing_right: Option<f64>,
     /// Split position of the piecewise forcing.
     pub forcing_split: f64,
+    /// solution: `u` in `/fields`, `a` in `/coefficients`; pair: `(a, u)` as the two channels of
+    /// `/fields` (training data of a joint model).
+    pub output: DarcyOutput,
+}
+
+/// What a Darcy data set stores in `/fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DarcyOutput {
+    /// `u` (and `a` in `/coefficients`).
+    #[default]
+    Solution,
+    /// `(a, u)`.
+    Pair,
 }
 
 impl Default for DarcyConfig {
@@ -258,6 +272,7 @@ impl Default for DarcyConfig {
             forcing: 1.0,
             forcing_right: None,
             forcing_split: 0.5,
+            output: DarcyOutput::Solution,
         }
     }
 }
@@ -450,6 +465,7 @@ impl DatagenConfig {
                     resolution: c.resolution,
                     coefficient,
                     forcing,
+                    pair: c.output == DarcyOutput::Pair,
                     ..DarcyParams::default()
                 })?)
             }

@@ -91,6 +91,10 @@ pub enum ConstraintKind {
     None,
     /// `∇·u = 0` for two velocity channels `u`, `v`.
     DivergenceFree,
+    /// The discrete Darcy equation `−∇·(a∇u) = f` (zero Dirichlet values) on a generated pair
+    /// `(a, u)` (channels `a`, `u` of a model trained on `darcy.output = "pair"` data), with the
+    /// constant forcing `darcy_forcing`; nonlinear (bilinear), projected by Gauss–Newton.
+    Darcy,
 }
 
 /// How the constraint is enforced.
@@ -136,6 +140,8 @@ pub struct ConstraintConfig {
     pub method: ConstraintMethod,
     /// ECI's iterations per step (`method = "eci"` only).
     pub mixing: usize,
+    /// The constant forcing `f` of `kind = "darcy"`.
+    pub darcy_forcing: f64,
     /// Fixed mean of each channel, in data units (stacked with `kind`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
@@ -183,6 +189,7 @@ impl Default for ConstraintConfig {
             kind: ConstraintKind::None,
             method: ConstraintMethod::Pcfm,
             mixing: 1,
+            darcy_forcing: 1.0,
             mean: None,
             kinetic_energy: None,
             observe: None,
@@ -272,6 +279,14 @@ impl GenerateConfig {
             && !(n >= 4 && n.is_multiple_of(2))
         {
             return Err(out_of_range(source, "resolution", n, "must be even and at least 4"));
+        }
+        if !self.constraint.darcy_forcing.is_finite() {
+            return Err(out_of_range(
+                source,
+                "constraint.darcy_forcing",
+                self.constraint.darcy_forcing,
+                "must be finite",
+            ));
         }
         if let Some(e) = self.constraint.kinetic_energy
             && !(e.is_finite() && e > 0.0)

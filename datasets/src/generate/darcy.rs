@@ -34,6 +34,9 @@ pub struct DarcyParams {
     pub forcing: Forcing,
     /// Solver settings.
     pub solver: DarcySolverParams,
+    /// Store the pair `(a, u)` as the two channels of `/fields` (for models of the joint
+    /// distribution) instead of `u` in `/fields` and `a` in `/coefficients`.
+    pub pair: bool,
 }
 
 impl Default for DarcyParams {
@@ -43,6 +46,7 @@ impl Default for DarcyParams {
             coefficient: CoefficientFamily::default(),
             forcing: Forcing::default(),
             solver: DarcySolverParams::default(),
+            pair: false,
         }
     }
 }
@@ -95,8 +99,8 @@ impl Generator for DarcyGenerator {
         let nodes: Vec<f64> = (0..s).map(|j| j as f64 / (s - 1) as f64).collect();
         Description {
             pde: "darcy",
-            channels: vec!["u".into()],
-            coefficient_channels: vec!["a".into()],
+            channels: if self.params.pair { vec!["a".into(), "u".into()] } else { vec!["u".into()] },
+            coefficient_channels: if self.params.pair { Vec::new() } else { vec!["a".into()] },
             times: Vec::new(),
             shape: (s, s),
             x: nodes.clone(),
@@ -111,6 +115,11 @@ impl Generator for DarcyGenerator {
         let err = |source| GenerateError::Sample { index, cause: source };
         let a = self.coefficient(seed, index).map_err(err)?;
         let u = self.solver.solve(a.view(), self.f.view()).map_err(err)?;
+        if self.params.pair {
+            let fields = ndarray::stack(Axis(0), &[a.view(), u.view()])
+                .map_err(|e| err(fieldflow_pde::PdeError::Solver(format!("stacking (a, u): {e}"))))?;
+            return Ok(Sample { fields, coefficients: None, trajectory: None });
+        }
         Ok(Sample { fields: u.insert_axis(Axis(0)), coefficients: Some(a.insert_axis(Axis(0))), trajectory: None })
     }
 }
