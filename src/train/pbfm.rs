@@ -573,8 +573,14 @@ pub(crate) mod fixtures {
         (data, norm, SourceMeasure::White.sampler(&grid, 2).unwrap(), grid)
     }
 
+    /// A tiny FNO of 2-channel (velocity) fields, shared by the trainer tests.
     pub(crate) fn tiny_fno() -> FnoConfig {
-        FnoConfig::new(2, 2)
+        tiny_fno_with(2)
+    }
+
+    /// A tiny FNO of `channels`-channel fields (width 8, 4 × 4 modes, 2 layers).
+    pub(crate) fn tiny_fno_with(channels: usize) -> FnoConfig {
+        FnoConfig::new(channels, channels)
             .with_width(8)
             .with_modes((4, 4))
             .with_layers(2)

@@ -544,14 +544,18 @@ mod tests {
     }
 
     fn tiny_fno() -> FnoConfig {
-        FnoConfig::new(1, 1)
-            .with_width(8)
-            .with_modes((4, 4))
-            .with_layers(2)
-            .with_projection_width(16)
-            .with_time_embedding_dim(16)
-            .with_time_frequencies(8)
-            .with_seed(3)
+        crate::train::pbfm::fixtures::tiny_fno_with(1)
+    }
+
+    /// Log rows without wall-clock time and without the validation the interrupted session ran at
+    /// its own last step (6): what an interrupted-and-resumed log shares with the uninterrupted one.
+    fn strip_resumed(rows: Vec<LogRow>) -> Vec<LogRow> {
+        rows.into_iter()
+            .map(|r| match r.step {
+                6 => LogRow { seconds: 0.0, val_loss: None, ema_val_loss: None, ..r },
+                _ => LogRow { seconds: 0.0, ..r },
+            })
+            .collect()
     }
 
     fn fno_config(steps: u64) -> TrainConfig {
@@ -616,21 +620,11 @@ mod tests {
         // Weights, EMA and (through them) the AdamW moments are restored exactly.
         assert_eq!(params(&resumed.model), params(&full.model));
         assert_eq!(params(resumed.ema.as_ref().unwrap()), params(full.ema.as_ref().unwrap()));
-        // The logs agree except for wall-clock time and the validation the interrupted session
-        // ran at its own last step (6).
-        let strip = |rows: Vec<LogRow>| {
-            rows.into_iter()
-                .map(|r| match r.step {
-                    6 => LogRow { seconds: 0.0, val_loss: None, ema_val_loss: None, ..r },
-                    _ => LogRow { seconds: 0.0, ..r },
-                })
-                .collect::<Vec<_>>()
-        };
         let log_full = read_log(&dirs.0.path().join("train_log.csv")).unwrap();
         let log_resumed = read_log(&dirs.1.path().join("train_log.csv")).unwrap();
         assert_eq!(log_full.len(), 6);
         assert!(log_full[5].val_loss.is_some());
-        assert_eq!(strip(log_resumed), strip(log_full));
+        assert_eq!(strip_resumed(log_resumed), strip_resumed(log_full));
         // The final checkpoint loads for sampling, with its normalisation.
         let (ema, meta) =
             load_checkpoint_model::<4, Fno>(&dirs.1.path().join("checkpoints/step-00000012"), true, &device).unwrap();
@@ -674,18 +668,10 @@ mod tests {
         assert_eq!(resumed.residual_losses[..], full.residual_losses[6..]);
         assert_eq!(params(&resumed.model), params(&full.model));
         assert_eq!(params(resumed.ema.as_ref().unwrap()), params(full.ema.as_ref().unwrap()));
-        let strip = |rows: Vec<LogRow>| {
-            rows.into_iter()
-                .map(|r| match r.step {
-                    6 => LogRow { seconds: 0.0, val_loss: None, ema_val_loss: None, ..r },
-                    _ => LogRow { seconds: 0.0, ..r },
-                })
-                .collect::<Vec<_>>()
-        };
         let log_full = read_log(&dirs.0.path().join("train_log.csv")).unwrap();
         let log_resumed = read_log(&dirs.1.path().join("train_log.csv")).unwrap();
         assert!(log_full.iter().all(|r| r.residual_loss.is_some_and(|v| v > 0.0)));
-        assert_eq!(strip(log_resumed), strip(log_full));
+        assert_eq!(strip_resumed(log_resumed), strip_resumed(log_full));
         let ck = Checkpoint::read(&dirs.1.path().join("checkpoints/step-00000012")).unwrap();
         assert_eq!(ck.meta.train_config.pbfm.as_ref(), Some(&pbfm));
         println!("PBFM residual losses {:?}", full.residual_losses);
