@@ -26,16 +26,22 @@ fn set_path(key: &str, path: &Path) -> String {
     format!("{key}={:?}", path.display().to_string())
 }
 
+/// `fieldflow datagen --config configs/<name> <extra> -o <out>`, which must succeed.
+fn datagen(name: &str, extra: &[&str], out: &Path) {
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(config(name))
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 /// Generates 8 velocity samples at 16² and trains the smoke model on them.
 fn train_smoke(dir: &Path) -> PathBuf {
     let data = dir.join("data.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config("smoke-datagen.toml"))
-        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "-o"])
-        .arg(&data)
-        .assert()
-        .success();
+    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"], &data);
     let run = dir.join("run");
     fieldflow()
         .args(["train", "--quiet", "--config"])
@@ -210,13 +216,7 @@ fn generate_stacks_energy_mean_and_observation_constraints_from_the_config() {
 fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config("smoke-datagen.toml"))
-        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "-o"])
-        .arg(&data)
-        .assert()
-        .success();
+    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"], &data);
     let run = dir.path().join("run");
     let train = |extra: &[&str]| {
         fieldflow()
@@ -245,13 +245,7 @@ fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
         assert!(r.relative < 1e-5, "relative divergence {:e}", r.relative);
     }
     let vorticity = dir.path().join("vorticity.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config("smoke-datagen.toml"))
-        .args(["--set", "samples=4", "-o"])
-        .arg(&vorticity)
-        .assert()
-        .success();
+    datagen("smoke-datagen.toml", &["--set", "samples=4"], &vorticity);
     train(&["--set", &set_path("data.path", &vorticity), "--force"])
         .code(2)
         .stderr(predicate::str::contains("model.leray"));
@@ -264,13 +258,7 @@ fn a_resumed_run_keeps_its_normalisation() {
     let dir = tempfile::tempdir().unwrap();
     let run = train_smoke(dir.path());
     let other = dir.path().join("other.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config("smoke-datagen.toml"))
-        .args(["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "--seed", "99", "-o"])
-        .arg(&other)
-        .assert()
-        .success();
+    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "--seed", "99"], &other);
     fieldflow()
         .args(["train", "--quiet", "--config"])
         .arg(config("smoke-train.toml"))
@@ -294,13 +282,7 @@ fn a_resumed_run_keeps_its_normalisation() {
 fn darcy_pairs_generated_with_the_pde_constraint_pass_the_darcy_check() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("pairs.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config("smoke-darcy-pair.toml"))
-        .arg("-o")
-        .arg(&data)
-        .assert()
-        .success();
+    datagen("smoke-darcy-pair.toml", &[], &data);
     let reader = FieldReader::open(&data).unwrap();
     assert_eq!(reader.metadata().channels, ["a", "u"]);
     assert!(!reader.has_coefficients());
