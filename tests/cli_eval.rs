@@ -101,6 +101,35 @@ fn a_file_against_itself_scores_zero_and_its_physics_matches_check() {
         .stdout(predicate::str::contains("MMSE").and(predicate::str::contains("divergence-free")));
 }
 
+/// A Darcy pair file (`(a, u)` in `/fields`): eval takes the coefficient from channel `a` as
+/// `check` does, and a solution perturbed by 1% no longer satisfies the equation.
+#[test]
+fn darcy_pair_files_are_checked_from_their_own_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.h5");
+    fieldflow()
+        .args(["datagen", "--quiet", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke-darcy-pair.toml"))
+        .arg("--output")
+        .arg(&pairs)
+        .assert()
+        .success();
+    let mut fields = read_all(&pairs);
+    fields.slice_mut(s![.., 1, .., ..]).mapv_inplace(|u| 1.01 * u);
+    let reader = FieldReader::open(&pairs).unwrap();
+    let perturbed =
+        write_like(&pairs, &dir.path().join("perturbed.h5"), &fields, reader.grid().clone(), reader.metadata().lx);
+    let v = eval_json(&perturbed, &pairs, &[]);
+    let checked = fieldflow().args(["check", "--json"]).arg(&pairs).assert().success();
+    let checked: Value = serde_json::from_slice(&checked.get_output().stdout).unwrap();
+    assert_eq!(v["constraint"]["reference"]["check"], "darcy");
+    assert_eq!(v["constraint"]["reference"]["max"], checked["relative"]["max"]);
+    assert!(number(&v["constraint"]["reference"]["max"]) < 1e-10, "{v}");
+    // −∇·(a∇(1.01 u)) − f = 0.01 f: a relative residual of 1%.
+    let perturbed_max = number(&v["constraint"]["generated"]["max"]);
+    assert!((perturbed_max - 0.01).abs() < 1e-8, "perturbed pairs: {perturbed_max}");
+}
+
 #[test]
 fn different_seeds_score_small_nonzero_and_a_doubled_copy_scores_what_the_formulas_say() {
     let dir = tempfile::tempdir().unwrap();

@@ -478,8 +478,9 @@ fn bad_flags_exit_2_naming_the_flag() {
     }
 }
 
-/// An output path in a directory that does not exist is the user's mistake: `datagen`, `merge` and
-/// `import` exit 2 and say so once (`generate` creates the directory; `plot` names `--output`).
+/// An explicit `-o` in a directory that does not exist is the user's mistake: `merge` and `import`
+/// exit 2 and say so once (`datagen` and `generate` create the directory of their config's output,
+/// see `datagen_creates_its_output_directory`; `plot` names `--output`).
 #[test]
 fn an_output_in_a_missing_directory_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -488,16 +489,27 @@ fn an_output_in_a_missing_directory_is_bad_input() {
     velocity(&good, &[]);
     let work = scratch(dir.path(), "work");
     let out = work.join("nodir").join("out.h5");
-    let mut datagen = fieldflow();
-    datagen.args(["datagen", "--quiet", "--config"]).arg(config("smoke-datagen.toml")).arg("-o").arg(&out);
     let mut merge = fieldflow();
     merge.args(["merge", "--quiet", "-o"]).arg(&out).arg(&good);
     let mut import = fieldflow();
     import.arg("import").arg(&good).arg("-o").arg(&out);
-    for cmd in [datagen, merge, import] {
+    for cmd in [merge, import] {
         let stderr = fails(cmd, &work, &["nodir", "does not exist"]);
         assert_eq!(stderr.matches("does not exist").count(), 1, "said once: {stderr}");
     }
+}
+
+/// `datagen` writes its config's output under a directory it creates (a fresh clone has no `data/`).
+#[test]
+fn datagen_creates_its_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = scratch(dir.path(), "work");
+    let out = work.join("new").join("deeper").join("out.h5");
+    let mut datagen = fieldflow();
+    datagen.args(["datagen", "--quiet", "--config"]).arg(config("smoke-datagen.toml")).arg("-o").arg(&out);
+    datagen.current_dir(&work).assert().success();
+    let source = fieldflow_datasets::open_source(&out).unwrap();
+    assert!(source.len() > 0, "samples were written to {}", out.display());
 }
 
 /// Errors whose message includes their cause print it once under `{:#}` (they keep the cause out

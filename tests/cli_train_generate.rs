@@ -111,6 +111,38 @@ fn datagen_train_generate_check_is_divergence_free_at_training_and_double_resolu
     generate(&run, &plain, &["--set", "constraint.kind=\"none\""]).success();
     assert!(max_divergence(&plain).0 > 1e-6, "unconstrained samples of an untrained-ish model are not divergence-free");
 
+    // PBFM's stochastic sampler: with no re-noising it is the Euler solver; re-noised it differs,
+    // independently of the batch size; a projection after it is divergence-free; PCFM refuses it.
+    let read = |path: &Path| FieldReader::open(path).unwrap().read_range(0..4).unwrap();
+    let plain = ["--set", "constraint.kind=\"none\""];
+    let euler = dir.path().join("euler.h5");
+    generate(&run, &euler, &[&plain[..], &["--set", "solver.method=\"euler\""]].concat()).success();
+    let stochastic = |out: &Path, extra: &[&str]| {
+        generate(&run, out, &[&["--set", "solver.method=\"stochastic\""][..], extra].concat())
+    };
+    let tau0 = dir.path().join("tau0.h5");
+    stochastic(&tau0, &[&plain[..], &["--set", "solver.renoise_threshold=0"]].concat()).success();
+    let (a, b) = (read(&euler), read(&tau0));
+    let scale = a.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let gap = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(gap <= 1e-6 * scale, "threshold 0 = Euler: max difference {gap:e} (scale {scale:e})");
+    let renoised = dir.path().join("renoised.h5");
+    stochastic(&renoised, &plain).success();
+    let one_by_one = dir.path().join("renoised-batch1.h5");
+    stochastic(&one_by_one, &[&plain[..], &["--set", "batch=1"]].concat()).success();
+    let (c, d) = (read(&renoised), read(&one_by_one));
+    assert!(c.iter().all(|v| v.is_finite()));
+    let moved = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(moved > 1e-3 * scale, "re-noising changes the samples: {moved:e}");
+    let batch_gap = c.iter().zip(&d).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    assert!(batch_gap <= 1e-6 * scale, "batch size changed the re-noised samples by {batch_gap:e}");
+    let projected = dir.path().join("renoised-projected.h5");
+    stochastic(&projected, &["--set", "constraint.method=\"project\""]).success();
+    assert!(max_divergence(&projected).0 <= 1e-10);
+    let refused = dir.path().join("refused.h5");
+    stochastic(&refused, &[]).code(2).stderr(predicate::str::contains("solver.method"));
+    assert!(!refused.exists());
+
     // Training again resumes from the finished run (nothing to do); --resume false refuses it.
     let data = dir.path().join("data.h5");
     let train = || {

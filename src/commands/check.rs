@@ -26,7 +26,7 @@ use fieldflow_datasets::{FieldSource, SourceFormat, open_source};
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::darcy::{DarcyOperator, FaceAverage, Forcing};
 use fieldflow_pde::residuals::divergence_residual;
-use ndarray::{Array2, ArrayView4, Axis, s};
+use ndarray::{Array2, Array4, ArrayView4, Axis, s};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -269,19 +269,34 @@ impl Checker {
         for start in (0..n).step_by(BATCH) {
             let range = start..(start + BATCH).min(n);
             let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
-            let coefficients = match (self.kind, self.pair_a) {
-                (Kind::Darcy { .. }, Some(a)) => Some(fields.slice(s![.., a..a + 1, .., ..]).to_owned()),
-                (Kind::Darcy { .. }, None) => Some(
-                    source
-                        .read_coefficients(range)
-                        .with_context(|| format!("reading the coefficients of {file}"))?
-                        .ok_or_else(|| BadInput(format!("{file} has no /coefficients for the Darcy check")))?,
-                ),
-                _ => None,
-            };
+            let coefficients = self.coefficients(source, range, fields.view())?;
             values.extend(self.residuals(start, fields.view(), coefficients.as_ref().map(|c| c.view()))?);
         }
         Ok(values)
+    }
+
+    /// The Darcy coefficients of samples `range` of `source`, whose fields are `fields`: channel
+    /// `a` of the fields for a pair file, `/coefficients` otherwise; `None` for other checks.
+    ///
+    /// # Errors
+    /// Read errors naming the file; a Darcy file without coefficients is [`BadInput`].
+    pub(crate) fn coefficients(
+        &self,
+        source: &dyn FieldSource,
+        range: std::ops::Range<usize>,
+        fields: ArrayView4<f64>,
+    ) -> Result<Option<Array4<f64>>> {
+        let file = &self.file;
+        Ok(match (self.kind, self.pair_a) {
+            (Kind::Darcy { .. }, Some(a)) => Some(fields.slice(s![.., a..a + 1, .., ..]).to_owned()),
+            (Kind::Darcy { .. }, None) => Some(
+                source
+                    .read_coefficients(range)
+                    .with_context(|| format!("reading the coefficients of {file}"))?
+                    .ok_or_else(|| BadInput(format!("{file} has no /coefficients for the Darcy check")))?,
+            ),
+            _ => None,
+        })
     }
 
     /// Per-sample (judged, absolute) residuals of `fields` `[B, C, ny, nx]` (with the Darcy

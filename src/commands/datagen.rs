@@ -71,6 +71,7 @@ pub fn run(opts: &DatagenOpts, global: &GlobalOpts) -> Result<()> {
         None => (cfg.output.path.clone(), 0..cfg.samples),
     };
     let options = WriterOptions { gzip: cfg.output.gzip, force: opts.force, ..WriterOptions::default() };
+    super::create_output_dir(&path)?;
     let mut writer = FieldWriter::create(&path, spec, &options)?;
     let bar = progress::bar(range.end - range.start, "generating", global.quiet);
     generate(

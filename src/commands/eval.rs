@@ -135,13 +135,9 @@ impl Side {
     fn constraint(&self) -> Result<(Kind, ErrorSummary)> {
         let checker = Checker::new(self.source.as_ref(), None, None, None)?;
         let n = self.fields.shape()[0];
-        let coefficients = match checker.kind {
-            Kind::Darcy { .. } => self
-                .source
-                .read_coefficients(0..n)
-                .with_context(|| format!("reading the coefficients of the {} set {}", self.role, self.file()))?,
-            _ => None,
-        };
+        let coefficients = checker
+            .coefficients(self.source.as_ref(), 0..n, self.fields.view())
+            .with_context(|| format!("the {} set", self.role))?;
         let values = checker.residuals(0, self.fields.view(), coefficients.as_ref().map(|c| c.view()))?;
         Ok((checker.kind, ErrorSummary::from_values(values.into_iter().map(|v| v.0).collect())?))
     }

@@ -32,11 +32,12 @@ use crate::cli::{DeviceName, GlobalOpts, JobOpts};
 use crate::config::datagen::DtypeName;
 use crate::config::generate::{ConstraintKind, ConstraintMethod, GenerateConfig, SolverName};
 use crate::config::{self, ConfigError};
-use crate::constraint::to_array;
+use crate::constraint::{project_array, to_array};
 use crate::model::{Fno, FnoCpu};
 use crate::plot::{Colormap, Curve, Panel, heatmaps, spectra};
 use crate::sample::eci::{EciOptions, eci_sample};
 use crate::sample::pcfm::{PcfmOptions, Predictor, pcfm_sample, project_after_sampling};
+use crate::sample::stochastic::{StochasticOptions, sample_stochastic};
 use crate::sample::{SolveOptions, Solver, solve};
 use crate::train::{ChannelStats, Checkpoint, FlowModel, latest_checkpoint, load_checkpoint_model};
 
@@ -196,8 +197,16 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
     };
     let (mean, scale) = stats_tensors(&stats, &device);
     let physical = |y: Tensor<4>, t: f64| network((y - mean.clone()).div(scale.clone()), t).mul(scale.clone());
-    let solver: Solver = cfg.solver.method.into();
+    // The stochastic sampler has no ODE solver; `solver` is then unused (the config allows it only
+    // unconstrained or with a projection after sampling).
+    let solver: Solver = cfg.solver.method.ode().unwrap_or(Solver::Euler);
     let steps = cfg.solver.steps;
+    let stochastic = (cfg.solver.method == SolverName::Stochastic).then_some(StochasticOptions {
+        steps,
+        threshold: cfg.solver.renoise_threshold,
+        seed: cfg.seed,
+        first_index: 0,
+    });
 
     let mut metadata =
         Metadata::new(trained.pde.clone(), &trained.channels.iter().map(String::as_str).collect::<Vec<_>>());
@@ -211,13 +220,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
     };
     let spec = FileSpec::new(metadata, Grid::periodic(nx, ny, trained.lx, trained.ly), dtype);
     let options = WriterOptions { gzip: cfg.output.gzip, force: opts.force, ..WriterOptions::default() };
-    if let Some(parent) = cfg.output.path.parent()
-        && !parent.as_os_str().is_empty()
-        && !parent.is_dir()
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| BadInput(format!("cannot create the output directory {}: {e}", parent.display())))?;
-    }
+    super::create_output_dir(&cfg.output.path)?;
     let mut writer = FieldWriter::create(&cfg.output.path, spec, &options)?;
     let bar = progress::bar(cfg.samples, "sampling", global.quiet);
     let mut worst = (0.0_f64, 0.0_f64);
@@ -232,9 +235,18 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             sampler.sample(cfg.seed, start..end, &device).with_context(|| format!("source samples {start}..{end}"))?;
         let fields = match (&constraint, cfg.constraint.method) {
             (None, _) => {
-                let solution = solve(&network, x0, &solver, &SolveOptions::uniform(steps))
-                    .with_context(|| format!("sampling {start}..{end}"))?;
-                let mut x = to_array(solution.x)
+                let x1 = match stochastic {
+                    Some(o) => {
+                        sample_stochastic(&network, x0, &sampler, &StochasticOptions { first_index: start, ..o })
+                            .with_context(|| format!("sampling {start}..{end}"))?
+                    }
+                    None => {
+                        solve(&network, x0, &solver, &SolveOptions::uniform(steps))
+                            .with_context(|| format!("sampling {start}..{end}"))?
+                            .x
+                    }
+                };
+                let mut x = to_array(x1)
                     .map_err(|e| anyhow::anyhow!("reading samples back: {e}"))?
                     .into_dimensionality::<Ix4>()?;
                 stats.denormalize(&mut x);
@@ -242,7 +254,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             }
             (Some(c), method) => {
                 let c = c.as_ref();
-                let y0 = x0.mul(scale.clone()) + mean.clone();
+                let y0 = x0.clone().mul(scale.clone()) + mean.clone();
                 match method {
                     ConstraintMethod::Pcfm => {
                         let options = PcfmOptions { predictor, ..PcfmOptions::uniform(steps) };
@@ -252,9 +264,21 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                         let options = EciOptions { mixing: cfg.constraint.mixing, ..EciOptions::uniform(steps) };
                         eci_sample(&physical, c, y0, &options)
                     }
-                    ConstraintMethod::Project => {
-                        project_after_sampling(&physical, c, y0, &solver, &SolveOptions::uniform(steps))
-                    }
+                    ConstraintMethod::Project => match stochastic {
+                        // Re-noising draws from the normalised source, so the stochastic sampler
+                        // runs in normalised units and the projection in data units.
+                        Some(o) => {
+                            let x1 = sample_stochastic(
+                                &network,
+                                x0,
+                                &sampler,
+                                &StochasticOptions { first_index: start, ..o },
+                            )
+                            .with_context(|| format!("sampling {start}..{end}"))?;
+                            Ok(project_array(c, x1.mul(scale.clone()) + mean.clone())?)
+                        }
+                        None => project_after_sampling(&physical, c, y0, &solver, &SolveOptions::uniform(steps)),
+                    },
                 }
                 .with_context(|| format!("constrained sampling {start}..{end}"))?
             }

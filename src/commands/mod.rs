@@ -27,6 +27,19 @@ pub struct BadInput(pub String);
 #[error("{0}")]
 pub struct ResidualExceeded(pub String);
 
+/// Creates the directory of a config-driven output file (`datagen`, `generate`: the shipped configs
+/// write under `data/` and `generated/`, which a fresh clone does not have).
+fn create_output_dir(path: &std::path::Path) -> Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| BadInput(format!("cannot create the output directory {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}
+
 /// Runs the parsed command line.
 ///
 /// # Errors

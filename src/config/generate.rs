@@ -44,21 +44,27 @@ pub enum SolverName {
     Heun,
     /// Classic Runge–Kutta 4.
     Rk4,
+    /// PBFM's stochastic sampler (Baldan et al. 2025, [`crate::sample::stochastic`]): Euler steps,
+    /// re-noised onto the path while `t < renoise_threshold`. Unconstrained or with
+    /// `constraint.method = "project"`.
+    Stochastic,
 }
 
-impl From<SolverName> for Solver {
-    fn from(s: SolverName) -> Self {
-        match s {
-            SolverName::Euler => Solver::Euler,
-            SolverName::Midpoint => Solver::Midpoint,
-            SolverName::Heun => Solver::Heun,
-            SolverName::Rk4 => Solver::Rk4,
+impl SolverName {
+    /// The deterministic ODE solver of this name (`None` for the stochastic sampler).
+    pub fn ode(self) -> Option<Solver> {
+        match self {
+            SolverName::Euler => Some(Solver::Euler),
+            SolverName::Midpoint => Some(Solver::Midpoint),
+            SolverName::Heun => Some(Solver::Heun),
+            SolverName::Rk4 => Some(Solver::Rk4),
+            SolverName::Stochastic => None,
         }
     }
 }
 
 /// The `[solver]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverConfig {
     /// euler | midpoint | heun | rk4. PCFM takes its own shoot-and-project steps, with the
@@ -74,11 +80,19 @@ pub struct SolverConfig {
     /// the same at every resolution.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub band_limit: Option<usize>,
+    /// `method = "stochastic"`: re-noise after the steps that start before this time (PBFM's
+    /// reference code: 0.2; 0 is plain Euler).
+    #[serde(default = "default_renoise_threshold")]
+    pub renoise_threshold: f64,
+}
+
+fn default_renoise_threshold() -> f64 {
+    0.2
 }
 
 impl Default for SolverConfig {
     fn default() -> Self {
-        Self { method: SolverName::Heun, steps: 50, band_limit: None }
+        Self { method: SolverName::Heun, steps: 50, band_limit: None, renoise_threshold: default_renoise_threshold() }
     }
 }
 
@@ -315,6 +329,26 @@ impl GenerateConfig {
                     self.solver.method
                 )
                 .to_lowercase(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.solver.renoise_threshold) {
+            return Err(out_of_range(
+                source,
+                "solver.renoise_threshold",
+                self.solver.renoise_threshold,
+                "must be in [0, 1]",
+            ));
+        }
+        if self.solver.method == SolverName::Stochastic
+            && self.constraint.any()
+            && self.constraint.method != ConstraintMethod::Project
+        {
+            return Err(ConfigError::InvalidValue {
+                path: source.clone(),
+                key: "solver.method".into(),
+                message: "\"stochastic\" re-noises the state, so it cannot carry PCFM or ECI corrections: use \
+                          constraint.method = \"project\" (projection after sampling) or a deterministic solver"
+                    .into(),
             });
         }
         if let Some(level) = self.output.gzip
