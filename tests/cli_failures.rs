@@ -509,7 +509,7 @@ fn datagen_creates_its_output_directory() {
     datagen.args(["datagen", "--quiet", "--config"]).arg(config("smoke-datagen.toml")).arg("-o").arg(&out);
     datagen.current_dir(&work).assert().success();
     let source = fieldflow_datasets::open_source(&out).unwrap();
-    assert!(source.len() > 0, "samples were written to {}", out.display());
+    assert_eq!(source.len(), 4, "the config's samples were written to {}", out.display());
 }
 
 /// Errors whose message includes their cause print it once under `{:#}` (they keep the cause out
