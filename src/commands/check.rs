@@ -275,6 +275,33 @@ impl Checker {
         Ok(values)
     }
 
+    /// For a Darcy check: how many of the first `n` samples have a coefficient `a ≤ 0` somewhere,
+    /// and the smallest finite value of `a` (generated pairs can stray below 0, where the PDE is
+    /// no longer elliptic; the residual is still defined). `None` for other checks.
+    ///
+    /// # Errors
+    /// As [`run_source`](Self::run_source).
+    pub(crate) fn coefficient_sign(&self, source: &dyn FieldSource, n: usize) -> Result<Option<(usize, f64)>> {
+        let Kind::Darcy { a, .. } = self.kind else { return Ok(None) };
+        let (mut count, mut min) = (0, f64::INFINITY);
+        for start in (0..n).step_by(BATCH) {
+            let range = start..(start + BATCH).min(n);
+            let fields = source.read_fields(range.clone()).with_context(|| format!("reading {}", self.file))?;
+            let coefficients = self.coefficients(source, range, fields.view())?.context("no coefficients")?;
+            for sample in coefficients.axis_iter(Axis(0)) {
+                let m = sample
+                    .index_axis(Axis(0), a)
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .fold(f64::INFINITY, f64::min);
+                count += usize::from(m <= 0.0);
+                min = min.min(m);
+            }
+        }
+        Ok(Some((count, min)))
+    }
+
     /// The Darcy coefficients of samples `range` of `source`, whose fields are `fields`: channel
     /// `a` of the fields for a pair file, `/coefficients` otherwise; `None` for other checks.
     ///
@@ -375,6 +402,7 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
         return Err(BadInput(format!("{} holds no samples", path.display())).into());
     }
     let values = checker.run_source(source.as_ref(), n)?;
+    let sign = checker.coefficient_sign(source.as_ref(), n)?;
     // HDF5 cannot reopen the file read-write while this read-only handle is open.
     drop(source);
     let relative = ErrorSummary::from_values(values.iter().map(|v| v.0).collect())?;
@@ -399,6 +427,8 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
             "forcing": matches!(kind, Kind::Darcy { .. }).then(|| describe(forcing)),
             "samples": n,
             "non_finite_samples": non_finite,
+            "nonpositive_coefficient_samples": sign.map(|s| s.0),
+            "coefficient_min": sign.map(|s| s.1),
             "relative": summary(&relative),
             "absolute": summary(&absolute),
             "per_sample_relative": relative.per_sample,
@@ -413,6 +443,9 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
         println!("pde       {}", if meta.pde.is_empty() { "(unknown)" } else { &meta.pde });
         println!("samples   {n}");
         println!("finite    {} of {n} samples", n - non_finite);
+        if let Some((count, min)) = sign {
+            println!("a > 0     {} of {n} samples (min a = {min:.4})", n - count);
+        }
         match kind {
             Kind::Finite => println!(
                 "check     nothing to check except finiteness (no velocity u, v or Darcy a, u channels; \

@@ -30,7 +30,7 @@ use super::train::TrainedData;
 use super::{BadInput, progress};
 use crate::cli::{DeviceName, GlobalOpts, JobOpts};
 use crate::config::datagen::DtypeName;
-use crate::config::generate::{ConstraintKind, ConstraintMethod, GenerateConfig, SolverName};
+use crate::config::generate::{ConstraintKind, ConstraintMethod, DarcyProjection, GenerateConfig, SolverName};
 use crate::config::{self, ConfigError};
 use crate::constraint::{project_array, to_array};
 use crate::model::{Fno, FnoCpu};
@@ -385,7 +385,11 @@ fn build_constraint(
         let f = DarcyForcing::Constant(cfg.constraint.darcy_forcing)
             .field(s)
             .map_err(|e| bad("darcy_forcing", e.to_string()))?;
-        parts.push(Box::new(DarcyPde::new(op, f).map_err(|e| bad("darcy_forcing", e.to_string()))?));
+        let pde = match cfg.constraint.darcy_projection {
+            DarcyProjection::Pair => DarcyPde::new(op, f),
+            DarcyProjection::Solve => DarcyPde::with_fixed_coefficient(op, f),
+        };
+        parts.push(Box::new(pde.map_err(|e| bad("darcy_forcing", e.to_string()))?));
     }
     if let Some(means) = &cfg.constraint.mean {
         if means.len() != c {

@@ -156,6 +156,11 @@ pub struct ConstraintConfig {
     pub mixing: usize,
     /// The constant forcing `f` of `kind = "darcy"`.
     pub darcy_forcing: f64,
+    /// How `kind = "darcy"` projects a pair: `pair` (Gauss–Newton, the nearest `(a, u)` that
+    /// satisfies the equation; moves `a` and `u`) or `solve` (keep the generated `a`, solve the
+    /// equation for `u`: exact in one step, leaves the coefficient's distribution alone, needs
+    /// `a > 0`).
+    pub darcy_projection: DarcyProjection,
     /// Fixed mean of each channel, in data units (stacked with `kind`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
@@ -167,6 +172,17 @@ pub struct ConstraintConfig {
     /// channels), taken from sample `sample` of the HDF5 file `path` on the generation grid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observe: Option<ObserveConfig>,
+}
+
+/// How a Darcy pair is projected onto the equation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DarcyProjection {
+    /// Gauss–Newton on the pair: the nearest pair in the Euclidean norm.
+    #[default]
+    Pair,
+    /// The generated coefficient is kept and `u` is the solution of the equation.
+    Solve,
 }
 
 /// `[constraint] observe = { path = "...", sample = 0, stride = 8 }`.
@@ -204,6 +220,7 @@ impl Default for ConstraintConfig {
             method: ConstraintMethod::Pcfm,
             mixing: 1,
             darcy_forcing: 1.0,
+            darcy_projection: DarcyProjection::Pair,
             mean: None,
             kinetic_energy: None,
             observe: None,

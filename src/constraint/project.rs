@@ -22,9 +22,10 @@ use super::bridge::{to_array, to_tensor};
 /// What can go wrong while projecting a batch.
 #[derive(Debug, Error)]
 pub enum ConstraintError {
-    /// The constraint rejected a sample (wrong shape, non-finite values, failed iteration).
+    /// The constraint rejected a sample (wrong shape, non-finite values, failed iteration). The
+    /// message includes the cause, so it is not also the `source()` (printed once under `{:#}`).
     #[error("constraint: {0}")]
-    Pde(#[from] PdeError),
+    Pde(PdeError),
     /// The tensor could not be read back from the device or is not of rank 4.
     #[error("reading the field `{what}` from the device failed: {reason}")]
     Read {
@@ -33,6 +34,12 @@ pub enum ConstraintError {
         /// The backend's message.
         reason: String,
     },
+}
+
+impl From<PdeError> for ConstraintError {
+    fn from(e: PdeError) -> Self {
+        Self::Pde(e)
+    }
 }
 
 /// The values of a rank-4 tensor as an `f64` array (`what` names it in errors).

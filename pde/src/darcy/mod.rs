@@ -151,7 +151,7 @@ impl DarcyOperator {
     /// [`PdeError::Shape`], [`PdeError::NonFinite`] or [`PdeError::Parameter`] (for `a ≤ 0`), all
     /// naming `a`.
     pub fn assemble(&self, a: ArrayView2<f64>) -> Result<SparseColMat<usize, f64>> {
-        self.check_coefficient(a)?;
+        self.check_solvable(a)?;
         let s = self.s;
         let m = s - 2;
         let n = m * m;
@@ -199,7 +199,8 @@ impl DarcyOperator {
     ///
     /// # Errors
     /// [`PdeError::Shape`], [`PdeError::NonFinite`] naming `a` or `u`; [`PdeError::Parameter`] if
-    /// `a ≤ 0` somewhere.
+    /// `a ≤ 0` somewhere with harmonic face averages (arithmetic ones are defined for any `a`:
+    /// the residual of a generated pair whose coefficient strays below 0 can still be measured).
     pub fn apply(&self, a: ArrayView2<f64>, u: ArrayView2<f64>) -> Result<Array2<f64>> {
         self.check_coefficient(a)?;
         self.check_field("u", u)?;
@@ -392,7 +393,20 @@ impl DarcyOperator {
         ensure_finite(what, x.iter())
     }
 
+    /// A coefficient the operator can be applied to: finite, and positive for harmonic face
+    /// averages (`2pq/(p + q)` needs it). With arithmetic faces `A(a)u` is bilinear and defined
+    /// for any `a`, so residuals of generated pairs can be measured wherever they stray.
     fn check_coefficient(&self, a: ArrayView2<f64>) -> Result<()> {
+        self.check_field("a", a)?;
+        match self.face_average {
+            FaceAverage::Harmonic => check_positive("a", a),
+            FaceAverage::Arithmetic => Ok(()),
+        }
+    }
+
+    /// A coefficient of a solvable problem: finite and strictly positive (the matrix is then
+    /// symmetric positive definite).
+    pub(crate) fn check_solvable(&self, a: ArrayView2<f64>) -> Result<()> {
         self.check_field("a", a)?;
         check_positive("a", a)
     }
@@ -603,6 +617,16 @@ mod tests {
         bad[[0, 0]] = 0.0;
         let err = op.assemble(bad.view()).unwrap_err();
         assert!(matches!(err, PdeError::Parameter { name: "a", value, .. } if value == 0.0));
+        // Applying the operator needs no sign with arithmetic faces (bilinear: A(−a)u = −A(a)u);
+        // harmonic faces and every solve do.
+        let u1 = Array2::from_shape_fn((s, s), |(i, j)| ((i * j) as f64).sin());
+        let a1 = Array2::from_shape_fn((s, s), |(i, j)| 1.0 + 0.1 * (i + 2 * j) as f64);
+        let minus = op.apply(a1.mapv(|v| -v).view(), u1.view()).unwrap();
+        let plus = op.apply(a1.view(), u1.view()).unwrap();
+        assert!(minus.iter().zip(&plus).all(|(m, p)| (m + p).abs() <= 1e-12 * p.abs().max(1.0)));
+        let harmonic = DarcyOperator::new(s, FaceAverage::Harmonic).unwrap();
+        let err = harmonic.apply(a1.mapv(|v| -v).view(), u1.view()).unwrap_err();
+        assert!(matches!(err, PdeError::Parameter { name: "a", .. }));
         let mut bad = u.clone();
         bad[[2, 3]] = f64::INFINITY;
         let err = op.apply_da(a.view(), u.view(), bad.view()).unwrap_err();

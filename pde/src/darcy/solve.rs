@@ -238,7 +238,7 @@ impl DarcySolver {
     /// naming `a` if `a ≤ 0` somewhere; [`PdeError::Solver`] if the factorisation fails (not
     /// expected for valid `a`: the matrix is then positive definite).
     pub fn solve(&self, a: ArrayView2<f64>, f: ArrayView2<f64>) -> Result<Array2<f64>> {
-        self.op.check_coefficient(a)?;
+        self.op.check_solvable(a)?;
         self.op.check_field("f", f)?;
         let mut ws = self.take_workspace()?;
         let u = self.solve_in(&mut ws, a, f);
