@@ -233,6 +233,28 @@ fn generate_refuses_pcfm_with_rk4_or_midpoint_naming_solver_method() {
     }
 }
 
+/// Sampler options that only one method understands are refused for the others, naming the key.
+#[test]
+fn generate_refuses_options_of_another_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = scratch(dir.path(), "work");
+    let job = &JOBS[2];
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--set", "constraint.anchor=\"state\"", "--set", "constraint.method=\"eci\""],
+            &["`constraint.anchor`", "pcfm"],
+        ),
+        (&["--set", "constraint.anchor=\"noise\""], &["constraint.anchor", "noise"]),
+        (&["--set", "solver.method=\"stochastic\""], &["`solver.method`", "stochastic", "project"]),
+        (&["--set", "solver.renoise_threshold=1.5"], &["`solver.renoise_threshold`", "[0, 1]"]),
+    ];
+    for (extra, expected) in cases {
+        let mut wanted = vec!["smoke-generate.toml"];
+        wanted.extend_from_slice(expected);
+        fails(job_command(job, &config("smoke-generate.toml"), &work, extra), &work, &wanted);
+    }
+}
+
 #[test]
 fn train_rejects_missing_empty_and_foreign_data_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,19 +47,20 @@ fn generate(dir: &Path, samples: usize, resolution: usize) -> std::path::PathBuf
     out
 }
 
-/// The tolerance: shell 1 holds 99.6% of the training data's energy and must match to 15%, as must
-/// the total energy; shells 2 and 3 (together 0.35%) within a factor 2.5. Above shell 3 the data
-/// carry less than 1e-4 of their energy and the model is not held to them (it overshoots there by
-/// a factor ~5 at shell 4; see the README).
+/// The tolerance: shell 1 holds 99.6% of the training data's energy and must match to 10%, as must
+/// the total energy; shells 2 and 3 (together 0.35%) within 50% (measured with PCFM anchored on
+/// the state: at most 8% at 64², 30% at 128²; anchored on the noise they were 1.5–1.9× too
+/// energetic). Above shell 3 the data carry less than 1e-4 of their energy and the model is not
+/// held to them (it overshoots there by a factor ~5 at shell 4; see the README).
 fn assert_spectrum_matches(generated: &[f64], reference: &[f64], what: &str) {
     let total = |e: &[f64]| e.iter().sum::<f64>();
     let ratio = total(generated) / total(reference);
-    assert!((0.85..=1.15).contains(&ratio), "{what}: total energy ratio {ratio}");
+    assert!((0.9..=1.1).contains(&ratio), "{what}: total energy ratio {ratio}");
     let r1 = generated[1] / reference[1];
-    assert!((0.85..=1.15).contains(&r1), "{what}: shell 1: E_gen/E_ref = {r1}");
+    assert!((0.9..=1.1).contains(&r1), "{what}: shell 1: E_gen/E_ref = {r1}");
     for shell in 2..=3 {
         let r = generated[shell] / reference[shell];
-        assert!((0.4..=2.5).contains(&r), "{what}: shell {shell}: E_gen/E_ref = {r}");
+        assert!((0.67..=1.5).contains(&r), "{what}: shell {shell}: E_gen/E_ref = {r}");
     }
 }
 

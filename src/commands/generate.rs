@@ -257,7 +257,8 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                 let y0 = x0.clone().mul(scale.clone()) + mean.clone();
                 match method {
                     ConstraintMethod::Pcfm => {
-                        let options = PcfmOptions { predictor, ..PcfmOptions::uniform(steps) };
+                        let anchor = cfg.constraint.anchor.into();
+                        let options = PcfmOptions { predictor, anchor, ..PcfmOptions::uniform(steps) };
                         pcfm_sample(&physical, c, y0, &options)
                     }
                     ConstraintMethod::Eci => {

@@ -154,6 +154,11 @@ pub struct ConstraintConfig {
     pub method: ConstraintMethod,
     /// ECI's iterations per step (`method = "eci"` only).
     pub mixing: usize,
+    /// Where PCFM interpolates back from after each projection (`method = "pcfm"` only):
+    /// `source` (the initial noise, as in the paper) or `state` (the noise the current state
+    /// implies: the solver's own step plus the projection's correction; PCFM is then the plain
+    /// solver wherever the constraint already holds).
+    pub anchor: AnchorName,
     /// The constant forcing `f` of `kind = "darcy"`.
     pub darcy_forcing: f64,
     /// How `kind = "darcy"` projects a pair: `pair` (Gauss–Newton, the nearest `(a, u)` that
@@ -172,6 +177,26 @@ pub struct ConstraintConfig {
     /// channels), taken from sample `sample` of the HDF5 file `path` on the generation grid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observe: Option<ObserveConfig>,
+}
+
+/// PCFM's interpolation anchor ([`crate::sample::pcfm::Anchor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorName {
+    /// The initial source sample.
+    #[default]
+    Source,
+    /// The source sample implied by the current state and velocity.
+    State,
+}
+
+impl From<AnchorName> for crate::sample::pcfm::Anchor {
+    fn from(a: AnchorName) -> Self {
+        match a {
+            AnchorName::Source => Self::Source,
+            AnchorName::State => Self::State,
+        }
+    }
 }
 
 /// How a Darcy pair is projected onto the equation.
@@ -219,6 +244,7 @@ impl Default for ConstraintConfig {
             kind: ConstraintKind::None,
             method: ConstraintMethod::Pcfm,
             mixing: 1,
+            anchor: AnchorName::Source,
             darcy_forcing: 1.0,
             darcy_projection: DarcyProjection::Pair,
             mean: None,
@@ -334,6 +360,18 @@ impl GenerateConfig {
         {
             return Err(out_of_range(source, "constraint.observe.stride", 0, "must be at least 1"));
         }
+        if self.solver.method == SolverName::Stochastic
+            && self.constraint.any()
+            && self.constraint.method != ConstraintMethod::Project
+        {
+            return Err(ConfigError::InvalidValue {
+                path: source.clone(),
+                key: "solver.method".into(),
+                message: "\"stochastic\" re-noises the state, so it cannot carry PCFM or ECI corrections: use \
+                          constraint.method = \"project\" (projection after sampling) or a deterministic solver"
+                    .into(),
+            });
+        }
         if self.constraint.any()
             && self.constraint.method == ConstraintMethod::Pcfm
             && !matches!(self.solver.method, SolverName::Euler | SolverName::Heun)
@@ -348,6 +386,13 @@ impl GenerateConfig {
                 .to_lowercase(),
             });
         }
+        if self.constraint.anchor != AnchorName::Source && self.constraint.method != ConstraintMethod::Pcfm {
+            return Err(ConfigError::InvalidValue {
+                path: source.clone(),
+                key: "constraint.anchor".into(),
+                message: "applies to constraint.method = \"pcfm\" only".into(),
+            });
+        }
         if !(0.0..=1.0).contains(&self.solver.renoise_threshold) {
             return Err(out_of_range(
                 source,
@@ -355,18 +400,6 @@ impl GenerateConfig {
                 self.solver.renoise_threshold,
                 "must be in [0, 1]",
             ));
-        }
-        if self.solver.method == SolverName::Stochastic
-            && self.constraint.any()
-            && self.constraint.method != ConstraintMethod::Project
-        {
-            return Err(ConfigError::InvalidValue {
-                path: source.clone(),
-                key: "solver.method".into(),
-                message: "\"stochastic\" re-noises the state, so it cannot carry PCFM or ECI corrections: use \
-                          constraint.method = \"project\" (projection after sampling) or a deterministic solver"
-                    .into(),
-            });
         }
         if let Some(level) = self.output.gzip
             && level > 9
