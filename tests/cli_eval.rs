@@ -16,16 +16,21 @@ fn fieldflow() -> Command {
     Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
 }
 
-/// Four 16² divergence-free velocity fields (u, v) from the smoke config, f64 on disk.
-fn velocity(out: &Path, seed: u64) {
+/// `fieldflow datagen --config configs/<config> --output <out> <extra>`, which must succeed.
+fn datagen(config: &str, out: &Path, extra: &[&str]) {
     fieldflow()
         .args(["datagen", "--quiet", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke-datagen.toml"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(config))
         .arg("--output")
         .arg(out)
-        .args(["--seed", &seed.to_string(), "--set", "ns2d.output=\"velocity\""])
+        .args(extra)
         .assert()
         .success();
+}
+
+/// Four 16² divergence-free velocity fields (u, v) from the smoke config, f64 on disk.
+fn velocity(out: &Path, seed: u64) {
+    datagen("smoke-datagen.toml", out, &["--seed", &seed.to_string(), "--set", "ns2d.output=\"velocity\""]);
 }
 
 fn eval_json(generated: &Path, reference: &Path, extra: &[&str]) -> Value {
@@ -107,13 +112,7 @@ fn a_file_against_itself_scores_zero_and_its_physics_matches_check() {
 fn darcy_pair_files_are_checked_from_their_own_channels() {
     let dir = tempfile::tempdir().unwrap();
     let pairs = dir.path().join("pairs.h5");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke-darcy-pair.toml"))
-        .arg("--output")
-        .arg(&pairs)
-        .assert()
-        .success();
+    datagen("smoke-darcy-pair.toml", &pairs, &[]);
     let mut fields = read_all(&pairs);
     fields.slice_mut(s![.., 1, .., ..]).mapv_inplace(|u| 1.01 * u);
     let reader = FieldReader::open(&pairs).unwrap();
