@@ -151,6 +151,12 @@ fn unknown_pde_or_constraint_is_bad_input() {
         .code(2)
         .stderr(predicate::str::contains("velocity.h5"));
     fieldflow().arg("check").arg(&file).args(["--constraint", "curl-free"]).assert().code(2);
-    // The Darcy check on a velocity file: no coefficients.
-    fieldflow().arg("check").arg(&file).args(["--pde", "darcy"]).assert().code(2);
+    // The Darcy check on a velocity file: its coefficient is the initial vorticity, not a.
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--pde", "darcy"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("coefficient channel a"));
 }

@@ -149,7 +149,11 @@ fn infer(source: &dyn FieldSource, pde: Option<&str>, constraint: Option<&str>) 
                 return Ok(Kind::Darcy { u, a: 0 });
             }
             let u = channel(&meta.channels, "u").or((meta.channels.len() == 1).then_some(0));
-            let a = channel(&meta.coefficient_channels, "a").or((meta.coefficient_channels.len() == 1).then_some(0));
+            // An unnamed single coefficient is taken for `a` only in a Darcy (or unlabelled) file:
+            // the initial vorticity `w0` of a Navier–Stokes file is not a permeability.
+            let darcy_file = meta.pde.is_empty() || meta.pde == "darcy";
+            let a = channel(&meta.coefficient_channels, "a")
+                .or((darcy_file && meta.coefficient_channels.len() == 1).then_some(0));
             match (u, a) {
                 (Some(u), Some(a)) => Ok(Kind::Darcy { u, a }),
                 _ => Err(BadInput(format!(
