@@ -239,7 +239,8 @@ fn generate_refuses_options_of_another_method() {
     let dir = tempfile::tempdir().unwrap();
     let work = scratch(dir.path(), "work");
     let job = &JOBS[2];
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--set", "constraint.darcy_projection=\"solve\""], &["`constraint.darcy_projection`", "darcy"]),
         (
             &["--set", "constraint.anchor=\"state\"", "--set", "constraint.method=\"eci\""],
             &["`constraint.anchor`", "pcfm"],

@@ -386,6 +386,13 @@ impl GenerateConfig {
                 .to_lowercase(),
             });
         }
+        if self.constraint.darcy_projection != DarcyProjection::Pair && self.constraint.kind != ConstraintKind::Darcy {
+            return Err(ConfigError::InvalidValue {
+                path: source.clone(),
+                key: "constraint.darcy_projection".into(),
+                message: "applies to constraint.kind = \"darcy\" only".into(),
+            });
+        }
         if self.constraint.anchor != AnchorName::Source && self.constraint.method != ConstraintMethod::Pcfm {
             return Err(ConfigError::InvalidValue {
                 path: source.clone(),
