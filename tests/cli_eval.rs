@@ -124,6 +124,9 @@ fn darcy_pair_files_are_checked_from_their_own_channels() {
     assert_eq!(v["constraint"]["reference"]["check"], "darcy");
     assert_eq!(v["constraint"]["reference"]["max"], checked["relative"]["max"]);
     assert!(number(&v["constraint"]["reference"]["max"]) < 1e-10, "{v}");
+    // The coefficient is the data's, positive everywhere (3 or 12).
+    assert_eq!(v["constraint"]["generated"]["nonpositive_coefficient_samples"], 0);
+    assert_eq!(v["constraint"]["generated"]["coefficient_min"].as_f64(), Some(3.0));
     // −∇·(a∇(1.01 u)) − f = 0.01 f: a relative residual of 1%.
     let perturbed_max = number(&v["constraint"]["generated"]["max"]);
     assert!((perturbed_max - 0.01).abs() < 1e-8, "perturbed pairs: {perturbed_max}");

@@ -286,24 +286,30 @@ impl Checker {
     /// # Errors
     /// As [`run_source`](Self::run_source).
     pub(crate) fn coefficient_sign(&self, source: &dyn FieldSource, n: usize) -> Result<Option<(usize, f64)>> {
-        let Kind::Darcy { a, .. } = self.kind else { return Ok(None) };
+        if !matches!(self.kind, Kind::Darcy { .. }) {
+            return Ok(None);
+        }
         let (mut count, mut min) = (0, f64::INFINITY);
         for start in (0..n).step_by(BATCH) {
             let range = start..(start + BATCH).min(n);
             let fields = source.read_fields(range.clone()).with_context(|| format!("reading {}", self.file))?;
-            let coefficients = self.coefficients(source, range, fields.view())?.context("no coefficients")?;
-            for sample in coefficients.axis_iter(Axis(0)) {
-                let m = sample
-                    .index_axis(Axis(0), a)
-                    .iter()
-                    .copied()
-                    .filter(|v| v.is_finite())
-                    .fold(f64::INFINITY, f64::min);
-                count += usize::from(m <= 0.0);
+            let coefficients = self.coefficients(source, range, fields.view())?;
+            if let Some((c, m)) = self.sign_of(coefficients.as_ref().map(|c| c.view())) {
+                count += c;
                 min = min.min(m);
             }
         }
         Ok(Some((count, min)))
+    }
+
+    /// [`coefficient_sign`](Self::coefficient_sign) of coefficients `[B, Ca, ny, nx]` already
+    /// read (`None` for other checks or without coefficients).
+    pub(crate) fn sign_of(&self, coefficients: Option<ArrayView4<f64>>) -> Option<(usize, f64)> {
+        let (Kind::Darcy { a, .. }, Some(coefficients)) = (self.kind, coefficients) else { return None };
+        let minima = coefficients.axis_iter(Axis(0)).map(|sample| {
+            sample.index_axis(Axis(0), a).iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min)
+        });
+        Some(minima.fold((0, f64::INFINITY), |(count, min), m| (count + usize::from(m <= 0.0), min.min(m))))
     }
 
     /// The Darcy coefficients of samples `range` of `source`, whose fields are `fields`: channel

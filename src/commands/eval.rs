@@ -131,17 +131,22 @@ impl Side {
         Ok(out)
     }
 
-    /// The constraint residuals of the samples read, as `fieldflow check` computes them.
-    fn constraint(&self) -> Result<(Kind, ErrorSummary)> {
+    /// The constraint residuals of the samples read, as `fieldflow check` computes them, and for
+    /// Darcy the count of samples with `a ≤ 0` somewhere and the smallest `a`.
+    fn constraint(&self) -> Result<Physics> {
         let checker = Checker::new(self.source.as_ref(), None, None, None)?;
         let n = self.fields.shape()[0];
         let coefficients = checker
             .coefficients(self.source.as_ref(), 0..n, self.fields.view())
             .with_context(|| format!("the {} set", self.role))?;
         let values = checker.residuals(0, self.fields.view(), coefficients.as_ref().map(|c| c.view()))?;
-        Ok((checker.kind, ErrorSummary::from_values(values.into_iter().map(|v| v.0).collect())?))
+        let sign = checker.sign_of(coefficients.as_ref().map(|c| c.view()));
+        Ok((checker.kind, ErrorSummary::from_values(values.into_iter().map(|v| v.0).collect())?, sign))
     }
 }
+
+/// What [`Side::constraint`] measures: the check, its residuals, and the Darcy coefficient's sign.
+type Physics = (Kind, ErrorSummary, Option<(usize, f64)>);
 
 /// The scores of one channel (or of all channels together).
 struct Scores {
@@ -303,13 +308,15 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
         })
     };
     if opts.json {
-        let constraint = |(kind, summary): &(Kind, ErrorSummary)| {
+        let constraint = |(kind, summary, sign): &Physics| {
             json!({
                 "check": kind.name(),
                 "measure": kind.measures().0,
                 "max": summary.max,
                 "mean": summary.mean,
                 "worst": summary.worst(),
+                "nonpositive_coefficient_samples": sign.map(|s| s.0),
+                "coefficient_min": sign.map(|s| s.1),
             })
         };
         let channels: serde_json::Map<String, Value> =
@@ -366,7 +373,7 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
     }
     println!();
     println!("{:<10} {:<18} {:<40} {:>12} {:>12}", "physics", "check", "residual", "max", "mean");
-    for (side, (kind, summary)) in [(&generated, &gen_check), (&reference, &ref_check)] {
+    for (side, (kind, summary, sign)) in [(&generated, &gen_check), (&reference, &ref_check)] {
         println!(
             "{:<10} {:<18} {:<40} {:>12.3e} {:>12.3e}",
             side.role,
@@ -375,6 +382,10 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
             summary.max,
             summary.mean
         );
+        if let Some((count, min)) = sign {
+            let n = side.fields.shape()[0];
+            println!("{:<10} {:<18} {:<40} {:>12} (min a = {min:.4})", side.role, "a > 0", "samples", n - count);
+        }
     }
     Ok(())
 }
