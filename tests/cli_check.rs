@@ -2,29 +2,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
+
+use common::{datagen, fieldflow};
 use predicates::prelude::*;
-
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
-
-fn config(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
-}
-
-fn datagen(config_name: &str, out: &Path, extra: &[&str]) {
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config(config_name))
-        .arg("--output")
-        .arg(out)
-        .args(extra)
-        .assert()
-        .success();
-}
 
 fn check_json(file: &Path, extra: &[&str]) -> serde_json::Value {
     let out = fieldflow().args(["check", "--json"]).arg(file).args(extra).assert().success();

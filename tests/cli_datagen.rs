@@ -2,15 +2,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use common::fieldflow;
 use fieldflow_datasets::FieldReader;
 use predicates::prelude::*;
-
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
 
 fn smoke_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke-datagen.toml")

@@ -2,31 +2,17 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use common::{datagen, fieldflow};
 use fieldflow_datasets::{Dtype, FieldReader, FieldWriter, FileSpec, Grid, WriterOptions, checks::read_checks};
 use ndarray::{Array3, Array4, Axis, s};
 use predicates::prelude::*;
 use serde_json::Value;
 
 const METRICS: [&str; 5] = ["mmse", "smse", "spectrum_mse_log", "spectrum_rel_l2", "density_mse"];
-
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
-
-/// `fieldflow datagen --config configs/<config> --output <out> <extra>`, which must succeed.
-fn datagen(config: &str, out: &Path, extra: &[&str]) {
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(config))
-        .arg("--output")
-        .arg(out)
-        .args(extra)
-        .assert()
-        .success();
-}
 
 /// Four 16² divergence-free velocity fields (u, v) from the smoke config, f64 on disk.
 fn velocity(out: &Path, seed: u64) {

@@ -8,23 +8,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::{config, fieldflow, set_path};
 use fieldflow_datasets::{FieldReader, FieldWriter, FileSpec, WriterOptions};
-
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
-
-fn config(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
-}
-
-/// `key="path"` for `--set`.
-fn set_path(key: &str, path: &Path) -> String {
-    format!("{key}={:?}", path.display().to_string())
-}
 
 /// Every entry under `dir`, recursively, hidden ones included, as paths relative to `dir`.
 fn listing(dir: &Path) -> Vec<PathBuf> {

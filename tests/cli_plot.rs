@@ -2,25 +2,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use common::fieldflow;
 use predicates::prelude::*;
 
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
-
 fn datagen(out: &Path, extra: &[&str]) {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join("smoke-datagen.toml");
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config)
-        .arg("--output")
-        .arg(out)
-        .args(extra)
-        .assert()
-        .success();
+    common::datagen("smoke-datagen.toml", out, extra);
 }
 
 /// Decodes a PNG: (width, height, RGB bytes).

@@ -2,9 +2,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use common::{config, datagen, fieldflow, set_path};
 use fieldflow_datasets::FieldReader;
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::constraints::{Constraint, DarcyPde};
@@ -13,35 +15,10 @@ use fieldflow_pde::residuals::divergence_residual;
 use ndarray::{Axis, s};
 use predicates::prelude::*;
 
-fn fieldflow() -> Command {
-    Command::cargo_bin("fieldflow").expect("the fieldflow binary is built")
-}
-
-fn config(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name)
-}
-
-/// `key="path"` for `--set`.
-fn set_path(key: &str, path: &Path) -> String {
-    format!("{key}={:?}", path.display().to_string())
-}
-
-/// `fieldflow datagen --config configs/<name> <extra> -o <out>`, which must succeed.
-fn datagen(name: &str, extra: &[&str], out: &Path) {
-    fieldflow()
-        .args(["datagen", "--quiet", "--config"])
-        .arg(config(name))
-        .args(extra)
-        .arg("-o")
-        .arg(out)
-        .assert()
-        .success();
-}
-
 /// Generates 8 velocity samples at 16² and trains the smoke model on them.
 fn train_smoke(dir: &Path) -> PathBuf {
     let data = dir.join("data.h5");
-    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"], &data);
+    datagen("smoke-datagen.toml", &data, &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"]);
     let run = dir.join("run");
     fieldflow()
         .args(["train", "--quiet", "--config"])
@@ -248,7 +225,7 @@ fn generate_stacks_energy_mean_and_observation_constraints_from_the_config() {
 fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.h5");
-    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"], &data);
+    datagen("smoke-datagen.toml", &data, &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8"]);
     let run = dir.path().join("run");
     let train = |extra: &[&str]| {
         fieldflow()
@@ -277,7 +254,7 @@ fn a_leray_output_layer_makes_unconstrained_samples_divergence_free() {
         assert!(r.relative < 1e-5, "relative divergence {:e}", r.relative);
     }
     let vorticity = dir.path().join("vorticity.h5");
-    datagen("smoke-datagen.toml", &["--set", "samples=4"], &vorticity);
+    datagen("smoke-datagen.toml", &vorticity, &["--set", "samples=4"]);
     train(&["--set", &set_path("data.path", &vorticity), "--force"])
         .code(2)
         .stderr(predicate::str::contains("model.leray"));
@@ -290,7 +267,7 @@ fn a_resumed_run_keeps_its_normalisation() {
     let dir = tempfile::tempdir().unwrap();
     let run = train_smoke(dir.path());
     let other = dir.path().join("other.h5");
-    datagen("smoke-datagen.toml", &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "--seed", "99"], &other);
+    datagen("smoke-datagen.toml", &other, &["--set", "ns2d.output=\"velocity\"", "--set", "samples=8", "--seed", "99"]);
     fieldflow()
         .args(["train", "--quiet", "--config"])
         .arg(config("smoke-train.toml"))
@@ -314,7 +291,7 @@ fn a_resumed_run_keeps_its_normalisation() {
 fn darcy_pairs_generated_with_the_pde_constraint_pass_the_darcy_check() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("pairs.h5");
-    datagen("smoke-darcy-pair.toml", &[], &data);
+    datagen("smoke-darcy-pair.toml", &data, &[]);
     let reader = FieldReader::open(&data).unwrap();
     assert_eq!(reader.metadata().channels, ["a", "u"]);
     assert!(!reader.has_coefficients());
