@@ -263,47 +263,36 @@ impl Checker {
     }
 
     /// Per-sample (judged, absolute) residuals of the first `n` samples of `source` (the file
-    /// the checker was made for), read in batches.
+    /// the checker was made for), read in batches; for a Darcy check also how many samples have
+    /// a coefficient `a ≤ 0` somewhere and the smallest finite `a` (generated pairs can stray
+    /// below 0, where the PDE is no longer elliptic; the residual is still defined).
     ///
     /// # Errors
     /// Read errors naming the file; a Darcy file without coefficients is [`BadInput`].
-    pub(crate) fn run_source(&self, source: &dyn FieldSource, n: usize) -> Result<Vec<(f64, f64)>> {
+    pub(crate) fn run_source(
+        &self,
+        source: &dyn FieldSource,
+        n: usize,
+    ) -> Result<(Vec<(f64, f64)>, Option<(usize, f64)>)> {
         let file = &self.file;
         let mut values = Vec::with_capacity(n);
+        let mut sign: Option<(usize, f64)> = None;
         for start in (0..n).step_by(BATCH) {
             let range = start..(start + BATCH).min(n);
             let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
             let coefficients = self.coefficients(source, range, fields.view())?;
-            values.extend(self.residuals(start, fields.view(), coefficients.as_ref().map(|c| c.view()))?);
-        }
-        Ok(values)
-    }
-
-    /// For a Darcy check: how many of the first `n` samples have a coefficient `a ≤ 0` somewhere,
-    /// and the smallest finite value of `a` (generated pairs can stray below 0, where the PDE is
-    /// no longer elliptic; the residual is still defined). `None` for other checks.
-    ///
-    /// # Errors
-    /// As [`run_source`](Self::run_source).
-    pub(crate) fn coefficient_sign(&self, source: &dyn FieldSource, n: usize) -> Result<Option<(usize, f64)>> {
-        if !matches!(self.kind, Kind::Darcy { .. }) {
-            return Ok(None);
-        }
-        let (mut count, mut min) = (0, f64::INFINITY);
-        for start in (0..n).step_by(BATCH) {
-            let range = start..(start + BATCH).min(n);
-            let fields = source.read_fields(range.clone()).with_context(|| format!("reading {}", self.file))?;
-            let coefficients = self.coefficients(source, range, fields.view())?;
-            if let Some((c, m)) = self.sign_of(coefficients.as_ref().map(|c| c.view())) {
-                count += c;
-                min = min.min(m);
+            let coefficients = coefficients.as_ref().map(|c| c.view());
+            values.extend(self.residuals(start, fields.view(), coefficients)?);
+            if let Some((count, min)) = self.sign_of(coefficients) {
+                let (c0, m0) = sign.unwrap_or((0, f64::INFINITY));
+                sign = Some((c0 + count, m0.min(min)));
             }
         }
-        Ok(Some((count, min)))
+        Ok((values, sign))
     }
 
-    /// [`coefficient_sign`](Self::coefficient_sign) of coefficients `[B, Ca, ny, nx]` already
-    /// read (`None` for other checks or without coefficients).
+    /// For a Darcy check, how many samples of coefficients `[B, Ca, ny, nx]` have `a ≤ 0`
+    /// somewhere, and the smallest finite `a` (`None` for other checks or without coefficients).
     pub(crate) fn sign_of(&self, coefficients: Option<ArrayView4<f64>>) -> Option<(usize, f64)> {
         let (Kind::Darcy { a, .. }, Some(coefficients)) = (self.kind, coefficients) else { return None };
         let minima = coefficients.axis_iter(Axis(0)).map(|sample| {
@@ -411,8 +400,7 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
     if n == 0 {
         return Err(BadInput(format!("{} holds no samples", path.display())).into());
     }
-    let values = checker.run_source(source.as_ref(), n)?;
-    let sign = checker.coefficient_sign(source.as_ref(), n)?;
+    let (values, sign) = checker.run_source(source.as_ref(), n)?;
     // HDF5 cannot reopen the file read-write while this read-only handle is open.
     drop(source);
     let relative = ErrorSummary::from_values(values.iter().map(|v| v.0).collect())?;

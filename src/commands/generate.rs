@@ -233,13 +233,19 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
         let end = (start + cfg.batch as u64).min(cfg.samples);
         let x0 =
             sampler.sample(cfg.seed, start..end, &device).with_context(|| format!("source samples {start}..{end}"))?;
+        // PBFM's sampler (allowed unconstrained or before a projection) runs in normalised units:
+        // its re-noising draws come from the normalised source.
+        let renoised = match stochastic {
+            Some(o) => Some(
+                sample_stochastic(&network, x0.clone(), &sampler, &StochasticOptions { first_index: start, ..o })
+                    .with_context(|| format!("sampling {start}..{end}"))?,
+            ),
+            None => None,
+        };
         let fields = match (&constraint, cfg.constraint.method) {
             (None, _) => {
-                let x1 = match stochastic {
-                    Some(o) => {
-                        sample_stochastic(&network, x0, &sampler, &StochasticOptions { first_index: start, ..o })
-                            .with_context(|| format!("sampling {start}..{end}"))?
-                    }
+                let x1 = match renoised {
+                    Some(x1) => x1,
                     None => {
                         solve(&network, x0, &solver, &SolveOptions::uniform(steps))
                             .with_context(|| format!("sampling {start}..{end}"))?
@@ -254,7 +260,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
             }
             (Some(c), method) => {
                 let c = c.as_ref();
-                let y0 = x0.clone().mul(scale.clone()) + mean.clone();
+                let y0 = x0.mul(scale.clone()) + mean.clone();
                 match method {
                     ConstraintMethod::Pcfm => {
                         let anchor = cfg.constraint.anchor.into();
@@ -265,19 +271,8 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
                         let options = EciOptions { mixing: cfg.constraint.mixing, ..EciOptions::uniform(steps) };
                         eci_sample(&physical, c, y0, &options)
                     }
-                    ConstraintMethod::Project => match stochastic {
-                        // Re-noising draws from the normalised source, so the stochastic sampler
-                        // runs in normalised units and the projection in data units.
-                        Some(o) => {
-                            let x1 = sample_stochastic(
-                                &network,
-                                x0,
-                                &sampler,
-                                &StochasticOptions { first_index: start, ..o },
-                            )
-                            .with_context(|| format!("sampling {start}..{end}"))?;
-                            Ok(project_array(c, x1.mul(scale.clone()) + mean.clone())?)
-                        }
+                    ConstraintMethod::Project => match renoised {
+                        Some(x1) => project_array(c, x1.mul(scale.clone()) + mean.clone()).map_err(Into::into),
                         None => project_after_sampling(&physical, c, y0, &solver, &SolveOptions::uniform(steps)),
                     },
                 }
