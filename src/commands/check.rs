@@ -197,6 +197,10 @@ fn describe(forcing: Forcing) -> String {
     }
 }
 
+/// For a Darcy check: the number of samples whose coefficient `a` is `≤ 0` somewhere, and the
+/// smallest finite `a`; `None` for other checks.
+pub(crate) type CoefficientSign = Option<(usize, f64)>;
+
 /// A check ready to run on the samples of one file: what is checked and the operators it needs.
 #[derive(Debug)]
 pub(crate) struct Checker {
@@ -269,14 +273,10 @@ impl Checker {
     ///
     /// # Errors
     /// Read errors naming the file; a Darcy file without coefficients is [`BadInput`].
-    pub(crate) fn run_source(
-        &self,
-        source: &dyn FieldSource,
-        n: usize,
-    ) -> Result<(Vec<(f64, f64)>, Option<(usize, f64)>)> {
+    pub(crate) fn run_source(&self, source: &dyn FieldSource, n: usize) -> Result<(Vec<(f64, f64)>, CoefficientSign)> {
         let file = &self.file;
         let mut values = Vec::with_capacity(n);
-        let mut sign: Option<(usize, f64)> = None;
+        let mut sign: CoefficientSign = None;
         for start in (0..n).step_by(BATCH) {
             let range = start..(start + BATCH).min(n);
             let fields = source.read_fields(range.clone()).with_context(|| format!("reading the fields of {file}"))?;
@@ -293,7 +293,7 @@ impl Checker {
 
     /// For a Darcy check, how many samples of coefficients `[B, Ca, ny, nx]` have `a ≤ 0`
     /// somewhere, and the smallest finite `a` (`None` for other checks or without coefficients).
-    pub(crate) fn sign_of(&self, coefficients: Option<ArrayView4<f64>>) -> Option<(usize, f64)> {
+    pub(crate) fn sign_of(&self, coefficients: Option<ArrayView4<f64>>) -> CoefficientSign {
         let (Kind::Darcy { a, .. }, Some(coefficients)) = (self.kind, coefficients) else { return None };
         let minima = coefficients.axis_iter(Axis(0)).map(|sample| {
             sample.index_axis(Axis(0), a).iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min)

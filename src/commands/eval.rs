@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::BadInput;
-use super::check::{Checker, Kind};
+use super::check::{Checker, CoefficientSign, Kind};
 use crate::metrics::{self, ErrorSummary};
 
 /// `fieldflow eval`.
@@ -146,7 +146,7 @@ impl Side {
 }
 
 /// What [`Side::constraint`] measures: the check, its residuals, and the Darcy coefficient's sign.
-type Physics = (Kind, ErrorSummary, Option<(usize, f64)>);
+type Physics = (Kind, ErrorSummary, CoefficientSign);
 
 /// The scores of one channel (or of all channels together).
 struct Scores {
