@@ -62,13 +62,14 @@ use std::f64::consts::PI;
 use std::ops::Range;
 
 use burn::tensor::{Device, Tensor};
-use fieldflow_pde::random::{Covariance, GrfSampler, VelocityScale};
+use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler, VelocityScale};
 use fieldflow_pde::rng::{SampleRng, substream};
 use fieldflow_pde::{Complex64, Grid2d, PdeError};
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, Axis, s};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::constraint::to_tensor;
@@ -380,6 +381,97 @@ impl SpectralDensity {
     fn evaluate(&self, spectrum: ArrayView2<Complex64>) -> f64 {
         let q: f64 = self.weights.iter().zip(spectrum.iter()).map(|(w, c)| w * c.norm_sqr()).sum();
         -0.5 * q + self.constant
+    }
+}
+
+/// Source measures by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseKind {
+    /// Independent standard normal grid values.
+    #[default]
+    White,
+    /// Independent Gaussian random fields `σ² (−Δ + τ²)^(−α)` per channel.
+    Gp,
+    /// Divergence-free velocities of a Gaussian streamfunction (two channels).
+    DivergenceFreeGp,
+}
+
+/// A source measure by name and parameters: the `[noise]` section of a training config, and
+/// what a checkpoint records (its serde form is part of the checkpoint format).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoiseConfig {
+    /// white | gp | divergence_free_gp.
+    pub kind: NoiseKind,
+    /// GRF smoothness `α`.
+    pub alpha: f64,
+    /// GRF inverse length scale `τ`.
+    pub tau: f64,
+    /// GRF amplitude `σ` (absent: FNO's `τ^(α−1)`).
+    pub sigma: Option<f64>,
+}
+
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        Self { kind: NoiseKind::White, alpha: 2.5, tau: 7.0, sigma: None }
+    }
+}
+
+impl NoiseConfig {
+    /// The source measure.
+    pub fn measure(&self) -> SourceMeasure {
+        let cov = Covariance::Fno(GrfParams { alpha: self.alpha, tau: self.tau, sigma: self.sigma, mean_zero: true });
+        match self.kind {
+            NoiseKind::White => SourceMeasure::White,
+            NoiseKind::Gp => SourceMeasure::GaussianProcess(cov),
+            NoiseKind::DivergenceFreeGp => SourceMeasure::DivergenceFreeGp(cov),
+        }
+    }
+}
+
+/// A sampler of the source measure (`t = 0`) for states of rank `D`.
+pub trait NoiseSource<const D: usize> {
+    /// Source samples `indices` as a `[n, ...]` tensor on `device`; sample `i` depends only on
+    /// `(seed, i)`.
+    ///
+    /// # Errors
+    /// Whatever the sampler reports.
+    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<D>, NoiseError>;
+}
+
+impl NoiseSource<4> for SourceSampler {
+    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<4>, NoiseError> {
+        self.sample(seed, indices, device)
+    }
+}
+
+/// Standard normal vectors in `ℝ^dim` (the source of toy problems); sample `i` draws from
+/// `substream(seed, i, 0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GaussianNoise {
+    /// The dimension.
+    pub dim: usize,
+}
+
+impl GaussianNoise {
+    /// The samples `indices` as an `f64` array `[n, dim]`.
+    pub fn sample_array(&self, seed: u64, indices: Range<u64>) -> ndarray::Array2<f64> {
+        let n = indices.end.saturating_sub(indices.start) as usize;
+        let mut out = ndarray::Array2::zeros((n, self.dim));
+        for (row, i) in out.rows_mut().into_iter().zip(indices) {
+            let mut rng = substream(seed, i, 0);
+            for v in row {
+                *v = rng.sample(StandardNormal);
+            }
+        }
+        out
+    }
+}
+
+impl NoiseSource<2> for GaussianNoise {
+    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<2>, NoiseError> {
+        Ok(crate::constraint::to_tensor::<2, _>(self.sample_array(seed, indices).view(), device))
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod constraints;
 pub mod darcy;
 pub mod error;
+pub mod filter;
 pub mod grid;
 pub mod kolmogorov;
 pub mod leray;

@@ -90,6 +90,61 @@ pub fn mean_power_spectrum(grid: &Grid2d, batch: ArrayView4<f64>) -> Result<Spec
     Ok(mean)
 }
 
+impl Spectrum {
+    /// The shells up to the grid's Nyquist wavenumber `min(k_x, k_y)` at the Nyquist index:
+    /// shells past it hold only the corners of the square of modes, so they are partly resolved.
+    #[must_use]
+    pub fn resolved(mut self, grid: &Grid2d) -> Self {
+        let nyquist = grid.kx()[grid.nx() / 2].min(grid.ky()[grid.ny() / 2].abs()) * (1.0 + 1e-9);
+        let keep = self.k.iter().take_while(|k| **k <= nyquist).count();
+        self.k.truncate(keep);
+        self.energy.truncate(keep);
+        self
+    }
+}
+
+/// The running mean of per-sample power spectra ([`power_spectrum`]) over batches of fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeanSpectrum {
+    sum: Option<Spectrum>,
+    samples: usize,
+}
+
+impl MeanSpectrum {
+    /// Adds the samples of a batch `[n, C, ny, nx]` (an empty batch adds nothing).
+    ///
+    /// # Errors
+    /// [`PdeError::Shape`] if the fields are not on `grid`, or not on the grid of earlier batches.
+    pub fn add(&mut self, grid: &Grid2d, batch: ArrayView4<f64>) -> Result<()> {
+        let n = batch.shape()[0];
+        if n == 0 {
+            return Ok(());
+        }
+        let mean = mean_power_spectrum(grid, batch)?;
+        match &mut self.sum {
+            None => self.sum = Some(Spectrum { k: mean.k, energy: mean.energy.iter().map(|e| e * n as f64).collect() }),
+            Some(sum) => {
+                ensure_shape("batch spectrum", &[sum.k.len()], &[mean.k.len()])?;
+                sum.energy.iter_mut().zip(&mean.energy).for_each(|(s, e)| *s += e * n as f64);
+            }
+        }
+        self.samples += n;
+        Ok(())
+    }
+
+    /// Samples added so far.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The mean spectrum of the samples added; `None` before the first.
+    pub fn mean(&self) -> Option<Spectrum> {
+        let sum = self.sum.as_ref()?;
+        let n = self.samples.max(1) as f64;
+        Some(Spectrum { k: sum.k.clone(), energy: sum.energy.iter().map(|e| e / n).collect() })
+    }
+}
+
 /// Mean kinetic energy `½ ⟨u² + v²⟩`.
 ///
 /// # Errors

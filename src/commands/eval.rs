@@ -22,7 +22,7 @@
 //! Files on different grids of the same periodic domain are compared on the coarser one (per
 //! axis): the finer set is resampled by spectral truncation ([`fieldflow_pde::resample`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use fieldflow_datasets::{Boundary, FieldSource, open_source};
@@ -33,33 +33,9 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::BadInput;
-use super::check::{Checker, CoefficientSign, Kind};
+use crate::check::{Checker, CoefficientSign, Kind};
+use crate::cli::EvalOpts;
 use crate::metrics::{self, ErrorSummary};
-
-/// `fieldflow eval`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad input (unreadable file, channel \
-mismatch between the files, different domain sizes, non-finite values).")]
-pub struct EvalOpts {
-    /// The generated set (any supported file: fieldflow's layout, PDEBench, FNO .mat v7.3).
-    pub generated: PathBuf,
-    /// The reference set to compare with.
-    #[arg(long, short, value_name = "REF.h5")]
-    pub reference: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Use only the first N samples of each file.
-    #[arg(long, value_name = "N")]
-    pub max_samples: Option<usize>,
-    /// Compare only these channels (comma-separated names present in both files; default: all
-    /// channels, which must then be the same in both files).
-    #[arg(long, value_delimiter = ',', value_name = "u,v")]
-    pub channels: Vec<String>,
-    /// Histogram bins of the density MSE.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub bins: usize,
-}
 
 /// One file of the comparison, its first `n` samples read.
 struct Side {

@@ -15,11 +15,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
-/// An error in what the user supplied (flag, config, file) that is not one of the library error
-/// types: exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
+pub use crate::error::BadInput;
 
 /// A check whose residual exceeds the user's `--max-residual`: exit code 3, so that
 /// `fieldflow check` can gate a workflow.

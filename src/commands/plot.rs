@@ -12,88 +12,18 @@
 //! Every input is checked before anything is drawn, and the picture is written to a temporary file
 //! that is renamed into place, so bad input (exit code 2) leaves no output behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use fieldflow_datasets::{FieldSource, open_source};
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::operators::vorticity;
-use fieldflow_pde::spectrum::mean_power_spectrum;
 use ndarray::{Array2, Axis};
 
 use super::BadInput;
-use crate::plot::{Colormap, Curve, Panel, PlotError};
+use crate::cli::{FieldsOpts, LossOpts, PlotKind, PlotOpts, SpectrumOpts};
+use crate::plot::{Colormap, Curve, Panel, PlotError, file_mean_spectrum};
 
-/// `fieldflow plot`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Exit codes: 0 picture written, 1 runtime failure, 2 bad input (unreadable file, \
-unknown channel, sample out of range, unwritable output); nothing is written on failure.")]
-pub struct PlotOpts {
-    /// What to draw.
-    #[command(subcommand)]
-    pub kind: PlotKind,
-}
-
-/// The kinds of picture.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum PlotKind {
-    /// Heatmaps of one channel (or the vorticity / speed) of a few samples of a data file.
-    Fields(FieldsOpts),
-    /// The sample-mean kinetic-energy spectrum E(k) of a data file, optionally against a reference.
-    Spectrum(SpectrumOpts),
-    /// Training (and validation) loss against step, from a run directory or its train_log.csv.
-    Loss(LossOpts),
-}
-
-/// `fieldflow plot fields`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FieldsOpts {
-    /// A data file (fieldflow's layout, PDEBench, FNO .mat v7.3).
-    pub file: PathBuf,
-    /// Samples to draw, comma-separated (default: the first 4), at most 16.
-    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
-    pub samples: Vec<usize>,
-    /// A channel of the file, or `vorticity` / `speed` computed from channels u, v (default:
-    /// vorticity when the file has u, v, else its first channel).
-    #[arg(long, value_name = "NAME")]
-    pub channel: Option<String>,
-    /// Colour map: rdbu (diverging, symmetric around 0) or viridis (default: rdbu for fields
-    /// taking both signs, viridis otherwise).
-    #[arg(long, value_name = "MAP")]
-    pub cmap: Option<String>,
-    /// The PNG to write.
-    #[arg(long, short, value_name = "OUT.png")]
-    pub output: PathBuf,
-}
-
-/// `fieldflow plot spectrum`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SpectrumOpts {
-    /// A data file.
-    pub file: PathBuf,
-    /// A second data file whose spectrum is drawn for comparison (its grid may differ).
-    #[arg(long, value_name = "REF.h5")]
-    pub reference: Option<PathBuf>,
-    /// Average over the first N samples only (default: all).
-    #[arg(long, value_name = "N")]
-    pub max_samples: Option<usize>,
-    /// The PNG to write.
-    #[arg(long, short, value_name = "OUT.png")]
-    pub output: PathBuf,
-}
-
-/// `fieldflow plot loss`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LossOpts {
-    /// A training run directory (holding train_log.csv) or a training-log CSV file.
-    pub run: PathBuf,
-    /// The PNG to write.
-    #[arg(long, short, value_name = "OUT.png")]
-    pub output: PathBuf,
-}
-
-/// Samples read per batch for spectra.
-const BATCH: usize = 64;
 /// Most panels of `plot fields`.
 const MAX_PANELS: usize = 16;
 
@@ -247,50 +177,10 @@ fn fields(opts: &FieldsOpts) -> Result<()> {
     crate::plot::heatmaps(&opts.output, &panels, cmap).map_err(|e| plot_error(e).context(format!("{}", file.display())))
 }
 
-/// The sample-mean spectrum of `file` (velocity channels, else all channels) and a description.
-pub(crate) fn mean_spectrum(file: &Path, max_samples: Option<usize>) -> Result<(Vec<f64>, Vec<f64>, bool, usize)> {
-    let source = open(file)?;
-    let meta = source.metadata();
-    let [c, ny, nx] = source.sample_shape();
-    let uv = velocity(&meta.channels);
-    let channels: Vec<usize> = match uv {
-        Some((u, v)) => vec![u, v],
-        None => (0..c).collect(),
-    };
-    let grid = Grid2d::new(nx, ny, meta.lx, meta.ly)
-        .map_err(|e| BadInput(format!("{}: cannot compute a spectrum on this grid: {e}", file.display())))?;
-    let n = max_samples.map_or(source.len(), |m| m.min(source.len()));
-    if n == 0 {
-        return Err(BadInput("--max-samples must be at least 1".into()).into());
-    }
-    let mut sum: Option<(Vec<f64>, Vec<f64>)> = None;
-    for start in (0..n).step_by(BATCH) {
-        let range = start..(start + BATCH).min(n);
-        let batch = source.read_fields(range.clone()).with_context(|| format!("reading {}", file.display()))?;
-        let selected = batch.select(Axis(1), &channels);
-        let spec = mean_power_spectrum(&grid, selected.view())
-            .with_context(|| format!("spectrum of samples {range:?} of {}", file.display()))?;
-        let weight = range.len() as f64;
-        match &mut sum {
-            None => sum = Some((spec.k, spec.energy.iter().map(|e| e * weight).collect())),
-            Some((_, e)) => e.iter_mut().zip(&spec.energy).for_each(|(a, b)| *a += b * weight),
-        }
-    }
-    let (mut k, mut e) = sum.context("no samples")?;
-    e.iter_mut().for_each(|v| *v /= n as f64);
-    // Shells past the Nyquist wavenumber are only partly resolved (the corners of the square of
-    // modes): drop them.
-    let nyquist = grid.kx()[nx / 2].min(grid.ky()[ny / 2].abs()) * (1.0 + 1e-9);
-    let resolved = k.iter().take_while(|k| **k <= nyquist).count();
-    k.truncate(resolved);
-    e.truncate(resolved);
-    Ok((k, e, uv.is_some(), n))
-}
-
 fn spectrum(opts: &SpectrumOpts) -> Result<()> {
     let mut files = vec![&opts.file];
     files.extend(&opts.reference);
-    let spectra = files.iter().map(|f| mean_spectrum(f, opts.max_samples)).collect::<Result<Vec<_>>>()?;
+    let spectra = files.iter().map(|f| file_mean_spectrum(f, opts.max_samples)).collect::<Result<Vec<_>>>()?;
     let name = |f: &Path| f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
     let same_names = files.len() == 2 && name(files[0]) == name(files[1]);
     let curves: Vec<Curve<'_>> = files

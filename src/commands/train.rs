@@ -11,55 +11,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use fieldflow_datasets::FieldReader;
 use fieldflow_pde::Grid2d;
-use serde::{Deserialize, Serialize};
 
 use super::BadInput;
-use crate::cli::{GlobalOpts, JobOpts};
-use crate::config::train::{NoiseConfig, TrainJobConfig};
+use crate::cli::{GlobalOpts, TrainOpts};
+use crate::config::train::TrainJobConfig;
 use crate::config::{self, ConfigError};
 use crate::model::{Fno, FnoConfig};
-use crate::train::{Checkpoint, FieldDataOptions, TrainError, Trainer, latest_checkpoint, load_field_dataset};
-
-/// `fieldflow train`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TrainOpts {
-    /// Config and overrides.
-    #[command(flatten)]
-    pub job: JobOpts,
-    /// Start over: delete the run directory's checkpoints, log and normalisation first.
-    #[arg(long)]
-    pub force: bool,
-    /// Continue from the run directory's newest checkpoint (`--resume false`: refuse a run
-    /// directory that holds checkpoints).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub resume: bool,
-    /// Seed of batches, noise and times (overrides `train.seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-/// What `fieldflow train` records in every checkpoint's `metadata`, for `fieldflow generate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainedData {
-    /// The training data file.
-    pub data: String,
-    /// Its PDE.
-    pub pde: String,
-    /// Its channel names.
-    pub channels: Vec<String>,
-    /// Domain length in x.
-    pub lx: f64,
-    /// Domain length in y.
-    pub ly: f64,
-    /// Grid points in x.
-    pub nx: usize,
-    /// Grid points in y.
-    pub ny: usize,
-    /// The source measure.
-    pub noise: NoiseConfig,
-    /// The effective training config (TOML).
-    pub config: String,
-}
+use crate::train::{
+    Checkpoint, FieldDataOptions, TrainError, TrainedData, Trainer, latest_checkpoint, load_field_dataset,
+};
 
 fn load_config(opts: &TrainOpts) -> Result<(TrainJobConfig, String)> {
     let mut loaded = config::load::<TrainJobConfig>(&opts.job.config, &opts.job.set)?;

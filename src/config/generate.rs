@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::datagen::DtypeName;
 use super::{ConfigError, Source, out_of_range};
-use crate::sample::Solver;
+use crate::sample::pcfm::Anchor;
+use crate::sample::{ConstraintSpec, DarcyProjection, Method, Observation, PdeConstraint, SamplerSpec, Solver};
 
 /// The `[model]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +68,8 @@ impl SolverName {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverConfig {
-    /// euler | midpoint | heun | rk4. PCFM takes its own shoot-and-project steps, with the
-    /// velocity of an Euler step (euler) or Heun's average (heun); it refuses midpoint and rk4.
+    /// euler | midpoint | heun | rk4 | stochastic. PCFM takes its own shoot-and-project steps,
+    /// shooting with the average slope of one step of this solver.
     pub method: SolverName,
     /// Uniform steps from t = 0 to 1.
     pub steps: usize,
@@ -158,7 +159,7 @@ pub struct ConstraintConfig {
     /// `source` (the initial noise, as in the paper) or `state` (the noise the current state
     /// implies: the solver's own step plus the projection's correction; PCFM is then the plain
     /// solver wherever the constraint already holds).
-    pub anchor: AnchorName,
+    pub anchor: Anchor,
     /// The constant forcing `f` of `kind = "darcy"`.
     pub darcy_forcing: f64,
     /// How `kind = "darcy"` projects a pair: `pair` (Gauss–Newton, the nearest `(a, u)` that
@@ -177,37 +178,6 @@ pub struct ConstraintConfig {
     /// channels), taken from sample `sample` of the HDF5 file `path` on the generation grid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observe: Option<ObserveConfig>,
-}
-
-/// PCFM's interpolation anchor ([`crate::sample::pcfm::Anchor`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AnchorName {
-    /// The initial source sample.
-    #[default]
-    Source,
-    /// The source sample implied by the current state and velocity.
-    State,
-}
-
-impl From<AnchorName> for crate::sample::pcfm::Anchor {
-    fn from(a: AnchorName) -> Self {
-        match a {
-            AnchorName::Source => Self::Source,
-            AnchorName::State => Self::State,
-        }
-    }
-}
-
-/// How a Darcy pair is projected onto the equation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DarcyProjection {
-    /// Gauss–Newton on the pair: the nearest pair in the Euclidean norm.
-    #[default]
-    Pair,
-    /// The generated coefficient is kept and `u` is the solution of the equation.
-    Solve,
 }
 
 /// `[constraint] observe = { path = "...", sample = 0, stride = 8 }`.
@@ -244,7 +214,7 @@ impl Default for ConstraintConfig {
             kind: ConstraintKind::None,
             method: ConstraintMethod::Pcfm,
             mixing: 1,
-            anchor: AnchorName::Source,
+            anchor: Anchor::Source,
             darcy_forcing: 1.0,
             darcy_projection: DarcyProjection::Pair,
             mean: None,
@@ -372,20 +342,6 @@ impl GenerateConfig {
                     .into(),
             });
         }
-        if self.constraint.any()
-            && self.constraint.method == ConstraintMethod::Pcfm
-            && !matches!(self.solver.method, SolverName::Euler | SolverName::Heun)
-        {
-            return Err(ConfigError::InvalidValue {
-                path: source.clone(),
-                key: "solver.method".into(),
-                message: format!(
-                    "{:?} cannot drive PCFM steps (constraint.method = \"pcfm\"): use \"euler\" or \"heun\"",
-                    self.solver.method
-                )
-                .to_lowercase(),
-            });
-        }
         if self.constraint.darcy_projection != DarcyProjection::Pair && self.constraint.kind != ConstraintKind::Darcy {
             return Err(ConfigError::InvalidValue {
                 path: source.clone(),
@@ -393,7 +349,7 @@ impl GenerateConfig {
                 message: "applies to constraint.kind = \"darcy\" only".into(),
             });
         }
-        if self.constraint.anchor != AnchorName::Source && self.constraint.method != ConstraintMethod::Pcfm {
+        if self.constraint.anchor != Anchor::Source && self.constraint.method != ConstraintMethod::Pcfm {
             return Err(ConfigError::InvalidValue {
                 path: source.clone(),
                 key: "constraint.anchor".into(),
@@ -414,5 +370,44 @@ impl GenerateConfig {
             return Err(out_of_range(source, "output.gzip", level, "must be between 0 and 9"));
         }
         Ok(())
+    }
+}
+
+impl GenerateConfig {
+    /// The sampling pipeline this config describes (validated by [`GenerateConfig::validate`]):
+    /// `constraint.kind = "none"` with no other constraint is plain sampling (or PBFM's stochastic
+    /// sampler); otherwise `constraint.method` picks projection after sampling, PCFM (its
+    /// predictor is `solver.method`) or ECI.
+    pub fn sampler_spec(&self) -> SamplerSpec {
+        let solver = self.solver.method.ode().unwrap_or(Solver::Euler);
+        let method = match (self.solver.method, self.constraint.any(), self.constraint.method) {
+            (SolverName::Stochastic, _, _) => Method::Stochastic { threshold: self.solver.renoise_threshold },
+            (_, false, _) => Method::Plain { solver },
+            (_, true, ConstraintMethod::Project) => Method::ProjectAfter { solver },
+            (_, true, ConstraintMethod::Pcfm) => Method::Pcfm { predictor: solver, anchor: self.constraint.anchor },
+            (_, true, ConstraintMethod::Eci) => Method::Eci { mixing: self.constraint.mixing },
+        };
+        SamplerSpec { method, steps: self.solver.steps, band_limit: self.solver.band_limit }
+    }
+
+    /// The constraints of `[constraint]`.
+    pub fn constraint_spec(&self) -> ConstraintSpec {
+        let c = &self.constraint;
+        ConstraintSpec {
+            pde: match c.kind {
+                ConstraintKind::None => PdeConstraint::None,
+                ConstraintKind::DivergenceFree => PdeConstraint::DivergenceFree,
+                ConstraintKind::Darcy => {
+                    PdeConstraint::Darcy { forcing: c.darcy_forcing, projection: c.darcy_projection }
+                }
+            },
+            mean: c.mean.clone(),
+            kinetic_energy: c.kinetic_energy,
+            observe: c.observe.as_ref().map(|o| Observation {
+                path: o.path.clone(),
+                sample: o.sample,
+                stride: o.stride,
+            }),
+        }
     }
 }

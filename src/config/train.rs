@@ -7,11 +7,9 @@
 
 use std::path::PathBuf;
 
-use fieldflow_pde::random::{Covariance, GrfParams};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Source, out_of_range};
-use crate::noise::SourceMeasure;
 use crate::train::TrainConfig;
 
 /// The `[data]` section.
@@ -56,50 +54,7 @@ impl Default for ModelConfig {
     }
 }
 
-/// Source measures by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum NoiseKind {
-    /// Independent standard normal grid values.
-    #[default]
-    White,
-    /// Independent Gaussian random fields `σ² (−Δ + τ²)^(−α)` per channel.
-    Gp,
-    /// Divergence-free velocities of a Gaussian streamfunction (two channels).
-    DivergenceFreeGp,
-}
-
-/// The `[noise]` section: the source measure `p` at `t = 0`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NoiseConfig {
-    /// white | gp | divergence_free_gp.
-    pub kind: NoiseKind,
-    /// GRF smoothness `α`.
-    pub alpha: f64,
-    /// GRF inverse length scale `τ`.
-    pub tau: f64,
-    /// GRF amplitude `σ` (absent: FNO's `τ^(α−1)`).
-    pub sigma: Option<f64>,
-}
-
-impl Default for NoiseConfig {
-    fn default() -> Self {
-        Self { kind: NoiseKind::White, alpha: 2.5, tau: 7.0, sigma: None }
-    }
-}
-
-impl NoiseConfig {
-    /// The source measure.
-    pub fn measure(&self) -> SourceMeasure {
-        let cov = Covariance::Fno(GrfParams { alpha: self.alpha, tau: self.tau, sigma: self.sigma, mean_zero: true });
-        match self.kind {
-            NoiseKind::White => SourceMeasure::White,
-            NoiseKind::Gp => SourceMeasure::GaussianProcess(cov),
-            NoiseKind::DivergenceFreeGp => SourceMeasure::DivergenceFreeGp(cov),
-        }
-    }
-}
+pub use crate::noise::{NoiseConfig, NoiseKind};
 
 /// The `[output]` section of a training job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,15 +15,19 @@
 //! behind.
 
 mod colormap;
+mod data;
 mod heatmap;
 mod lines;
+mod previews;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use colormap::Colormap;
+pub use data::file_mean_spectrum;
 pub use heatmap::{PANELS_PER_ROW, Panel, heatmaps};
 pub use lines::{Curve, loss_curves, spectra};
+pub use previews::{generation_previews, preview_path};
 
 /// The embedded font (DejaVu Sans).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

@@ -11,26 +11,33 @@
 //! - [`likelihood`]: `log p₁(x)` by the instantaneous change of variables
 //!   `d/dt log p_t(x_t) = −∇·v(x_t, t)` integrated from `t = 1` back to `t = 0`, with an exact
 //!   (autodiff) divergence or Hutchinson's estimator.
+//! - [`sampler`]: the generation pipeline, one [`Sampler`] value (source draws, normalisation,
+//!   method, constraint from a [`ConstraintSpec`], band limit, streaming to a writer) that every
+//!   front end calls; [`summary`]: what a run reports about the fields it wrote.
 //! - This module: the [`VelocityField`] interface and two combinators, energy guidance
 //!   ([`Guided`]: `v − λ ∇E`) and classifier-free guidance ([`Cfg`]: `v_u + w (v_c − v_u)`).
 
+pub mod constraints;
 pub mod eci;
 pub mod likelihood;
 pub mod ode;
 pub mod pcfm;
+pub mod sampler;
 pub mod stochastic;
-pub mod stream;
+pub mod summary;
 
 use std::fmt;
 
 use burn::tensor::Tensor;
 
+pub use constraints::{ConstraintSpec, ConstraintSpecError, DarcyProjection, Observation, PdeConstraint};
 pub use likelihood::{
     Divergence, Likelihood, LikelihoodError, LikelihoodOptions, Probe, draw_probes, exact_divergence,
     hutchinson_divergence, log_likelihood, standard_normal_log_density,
 };
 pub use ode::{Dopri5, Solution, SolveError, SolveOptions, Solver, solve};
-pub use stream::{StreamError, sample_to_writer};
+pub use sampler::{Method, Sampler, SamplerError, SamplerSpec, StreamReport};
+pub use summary::GenerationSummary;
 
 /// A time-dependent velocity field `v(x, t)` acting on a batch of states.
 ///

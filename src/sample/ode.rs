@@ -444,6 +444,44 @@ where
     }
 }
 
+/// The average slope `(y(t1) − y)/h` of one fixed step of `solver` from `(y, t0)` to `t1`, on
+/// `f64` arrays with a fallible velocity: the stages of [`fixed_step`] (Euler `k₁`, midpoint
+/// `k₂`, Heun `½(k₁ + k₂)`, RK4 `(k₁ + 2k₂ + 2k₃ + k₄)/6`). PCFM shoots with it, so its predictor
+/// is any of the fixed-step solvers. Returns the slope and the number of evaluations.
+///
+/// # Errors
+/// Whatever `f` returns; `solver` must be a fixed-step solver (the adaptive [`Dopri5`] is
+/// evaluated as RK4, as in [`fixed_step`]).
+pub(crate) fn fixed_slope<E>(
+    solver: &Solver,
+    mut f: impl FnMut(&ndarray::Array4<f64>, f64) -> Result<ndarray::Array4<f64>, E>,
+    y: &ndarray::Array4<f64>,
+    t0: f64,
+    t1: f64,
+) -> Result<(ndarray::Array4<f64>, usize), E> {
+    let h = t1 - t0;
+    let tm = t0 + 0.5 * h;
+    Ok(match solver {
+        Solver::Euler => (f(y, t0)?, 1),
+        Solver::Midpoint => {
+            let k1 = f(y, t0)?;
+            (f(&(y + &(&k1 * (0.5 * h))), tm)?, 2)
+        }
+        Solver::Heun => {
+            let k1 = f(y, t0)?;
+            let k2 = f(&(y + &(&k1 * h)), t1)?;
+            ((k1 + k2) * 0.5, 2)
+        }
+        Solver::Rk4 | Solver::Dopri5(_) => {
+            let k1 = f(y, t0)?;
+            let k2 = f(&(y + &(&k1 * (0.5 * h))), tm)?;
+            let k3 = f(&(y + &(&k2 * (0.5 * h))), tm)?;
+            let k4 = f(&(y + &(&k3 * h)), t1)?;
+            ((k1 + (k2 + k3) * 2.0 + k4) / 6.0, 4)
+        }
+    })
+}
+
 // Dormand–Prince 5(4) tableau (Hairer, Nørsett & Wanner, Table II.5.2).
 const C: [f64; 6] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0];
 const A2: [f64; 1] = [1.0 / 5.0];

@@ -43,7 +43,8 @@ use ndarray::{Array4, Axis, Zip};
 use rayon::prelude::*;
 use thiserror::Error;
 
-use super::{SolveError, SolveOptions, Solver, VelocityField, ode::linspace, solve};
+use super::ode::{fixed_slope, linspace};
+use super::{SolveError, SolveOptions, Solver, VelocityField, solve};
 use crate::constraint::{ConstraintError, project_array, tensor_to_array4, to_tensor};
 
 /// What can go wrong in the constrained samplers ([`pcfm_sample`], [`project_after_sampling`],
@@ -160,7 +161,8 @@ pub struct PcfmOptions {
 /// Interpolating from the initial noise assumes straight trajectories, `u_τ = (1 − τ)u₀ + τu₁`;
 /// where they bend (multimodal data such as a thresholded Darcy coefficient) the re-anchoring
 /// drifts even when the projection changes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Anchor {
     /// The initial source sample `u₀` (Utkarsh et al.): `û_τ' = (1 − τ')u₀ + τ' u_proj`.
     #[default]
@@ -172,15 +174,11 @@ pub enum Anchor {
     State,
 }
 
-/// How a PCFM step estimates the velocity it extrapolates with (step 1 of the algorithm).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Predictor {
-    /// `v_θ(u_τ, τ)`: one network evaluation per step (Utkarsh et al.).
-    #[default]
-    Euler,
-    /// Heun's average of the velocities at both ends of an Euler step: two evaluations per step.
-    Heun,
-}
+/// How a PCFM step estimates the velocity it extrapolates with (step 1 of the algorithm): the
+/// average slope of one step of a fixed-step ODE [`Solver`] ([`super::ode::fixed_slope`]).
+/// `Euler` is the paper's `v_θ(u_τ, τ)` (one evaluation per step); `Heun`, `Midpoint` (two) and
+/// `Rk4` (four) estimate the secant velocity of the step; the adaptive `Dopri5` is refused.
+pub type Predictor = Solver;
 
 impl PcfmOptions {
     /// `steps` uniform steps from 0 to 1, final projection on, no relaxation.
@@ -190,13 +188,7 @@ impl PcfmOptions {
 
     /// A custom grid, final projection on, no relaxation.
     pub fn grid(time_grid: Vec<f64>) -> Self {
-        Self {
-            time_grid,
-            final_projection: true,
-            relaxation: None,
-            predictor: Predictor::Euler,
-            anchor: Anchor::Source,
-        }
+        Self { time_grid, final_projection: true, relaxation: None, predictor: Solver::Euler, anchor: Anchor::Source }
     }
 }
 
@@ -229,6 +221,9 @@ where
 {
     check_time_grid(&options.time_grid)?;
     check_x0(constraint, &x0)?;
+    if let Solver::Dopri5(_) = options.predictor {
+        return Err(PcfmError::Parameter { name: "predictor", value: f64::NAN, reason: "must be a fixed-step solver" });
+    }
     if let Some(r) = &options.relaxation {
         r.check()?;
     }
@@ -238,11 +233,9 @@ where
     for w in options.time_grid.windows(2) {
         let (tau, tau_next) = (w[0], w[1]);
         let (v, u_proj) = match options.predictor {
-            Predictor::Euler => shoot_and_project(field, constraint, &u, tau, &device)?,
-            Predictor::Heun => {
-                let v1 = velocity(field, &u, tau, &device)?;
-                let v2 = velocity(field, &(&u + &(&v1 * (tau_next - tau))), tau_next, &device)?;
-                let v = (v1 + v2) * 0.5;
+            Solver::Euler => shoot_and_project(field, constraint, &u, tau, &device)?,
+            solver => {
+                let (v, _) = fixed_slope(&solver, |y, t| velocity(field, y, t, &device), &u, tau, tau_next)?;
                 let u1_hat = &u + &(&v * (1.0 - tau));
                 let u_proj = project_batch(constraint, u1_hat.view())?;
                 (v, u_proj)
@@ -544,6 +537,34 @@ mod tests {
         eprintln!("pcfm state anchor vs projected Euler {same:.3e}, noise anchor {other:.3e}");
         assert!(same <= 1e-5, "state anchor: {same:e}");
         assert!(other >= 1e-3, "noise anchor: {other:e}");
+    }
+
+    #[test]
+    fn every_solver_drives_pcfm_and_the_state_anchor_is_its_projected_solve() {
+        // The predictor is one step of a fixed-step solver: anchored on the state, PCFM with a
+        // constraint the flow already keeps is the projected solve of that solver, for each one.
+        let (field, x0) = setup();
+        let div_free = DivergenceFree::new(Grid2d::square(N, 1.0).unwrap());
+        let dist = |a: &Array4<f64>, b: &Array4<f64>| (a - b).iter().fold(0.0_f64, |m, d| m.max(d.abs()));
+        for solver in [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4] {
+            let options = PcfmOptions { predictor: solver, anchor: Anchor::State, ..PcfmOptions::uniform(20) };
+            let u = pcfm_sample(&field, &div_free, x0.clone(), &options).unwrap();
+            let solved =
+                project_after_sampling(&field, &div_free, x0.clone(), &solver, &SolveOptions::uniform(20)).unwrap();
+            let gap = dist(&u, &solved);
+            eprintln!("pcfm {solver:?} state anchor vs projected {solver:?} solve {gap:.3e}");
+            assert!(gap <= 1e-5, "{solver:?}: {gap:e}");
+            for (name, c) in constraints() {
+                let tol = if c.is_linear() { 1e-10 } else { 1e-8 };
+                let u = pcfm_sample(&field, c.as_ref(), x0.clone(), &options).unwrap();
+                assert!(worst(c.as_ref(), &u) <= tol, "{solver:?} {name}: {:e}", worst(c.as_ref(), &u));
+            }
+        }
+        let adaptive = PcfmOptions { predictor: Solver::Dopri5(Default::default()), ..PcfmOptions::uniform(4) };
+        assert!(matches!(
+            pcfm_sample(&field, &div_free, x0, &adaptive),
+            Err(PcfmError::Parameter { name: "predictor", .. })
+        ));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use super::VelocityField;
 use super::ode::{OdeState, linspace};
-use crate::train::{NoiseSource, TrainError};
+use crate::noise::{NoiseError, NoiseSource};
 
 /// Purpose tag of the re-noising seeds (`substream(seed, step, RENOISE)`).
 pub const RENOISE: u64 = 0x5342_4d5f_5245_4e4f; // "SBM_RENO"
@@ -43,7 +43,7 @@ pub enum StochasticError {
     },
     /// The source could not be sampled (or returned the wrong shape).
     #[error("drawing the re-noising source samples: {0}")]
-    Source(#[from] TrainError),
+    Source(#[from] NoiseError),
     /// The noise does not have the state's shape.
     #[error("source samples have shape {got:?}, the states {expected:?}")]
     Shape {

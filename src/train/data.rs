@@ -22,9 +22,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use fieldflow_datasets::{FieldReader, Stats};
+use fieldflow_datasets::FieldReader;
 use fieldflow_pde::rng::{stream, substream};
-use ndarray::{Array2, Array4, ArrayView, ArrayView4, Axis, Dimension};
+use ndarray::{Array2, Array4, ArrayView, Dimension};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -32,122 +32,20 @@ use serde::{Deserialize, Serialize};
 use super::loss::Conditioning;
 use super::{TrainError, write_atomic};
 use crate::constraint::to_tensor;
+pub use crate::normalize::ChannelStats;
 
 /// Purpose tag of the epoch permutations (`substream(seed, epoch, SHUFFLE)`).
 pub const SHUFFLE: u64 = 0x5452_4e5f_5348_5546; // "TRN_SHUF"
 
-/// Per-channel mean and standard deviation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelStats {
-    /// Mean of each channel.
-    pub mean: Vec<f64>,
-    /// Population standard deviation of each channel.
-    pub std: Vec<f64>,
-}
-
-impl ChannelStats {
-    /// The mean and standard deviation of stored [`Stats`].
-    pub fn from_stats(stats: &Stats) -> Self {
-        Self { mean: stats.mean.clone(), std: stats.std.clone() }
+/// Checks that `stats` has `channels` finite values of each kind.
+pub(crate) fn check_stats(stats: &ChannelStats, channels: usize, what: &'static str) -> Result<(), TrainError> {
+    if stats.mean.len() != channels || stats.std.len() != channels {
+        return Err(TrainError::Shape { what, expected: vec![channels], got: vec![stats.mean.len(), stats.std.len()] });
     }
-
-    /// Computes the statistics of `a` (`[N, C, H, W]`) over samples and grid points.
-    pub fn compute(a: ArrayView4<f64>) -> Self {
-        let (mean, std) = a
-            .axis_iter(Axis(1))
-            .map(|c| {
-                let n = c.len().max(1) as f64;
-                let m = c.sum() / n;
-                (m, (c.fold(0.0, |s, v| s + (v - m) * (v - m)) / n).sqrt())
-            })
-            .unzip();
-        Self { mean, std }
+    if stats.mean.iter().chain(&stats.std).any(|v| !v.is_finite()) {
+        return Err(TrainError::config("normalization", format!("{what} statistics must be finite")));
     }
-
-    /// Number of channels.
-    pub fn channels(&self) -> usize {
-        self.mean.len()
-    }
-
-    /// Gives `channels` one standard deviation, the root mean square of theirs (channels out of
-    /// range are ignored; fewer than two change nothing).
-    pub fn share_scale(&mut self, channels: &[usize]) {
-        let stds: Vec<f64> = channels.iter().filter_map(|&c| self.std.get(c).copied()).collect();
-        if stds.len() < 2 {
-            return;
-        }
-        let shared = (stds.iter().map(|s| s * s).sum::<f64>() / stds.len() as f64).sqrt();
-        for &c in channels {
-            if let Some(s) = self.std.get_mut(c) {
-                *s = shared;
-            }
-        }
-    }
-
-    /// The divisor of channel `c`: its standard deviation, or 1 when that is zero or not finite.
-    pub fn scale(&self, c: usize) -> f64 {
-        match self.std.get(c) {
-            Some(&s) if s.is_finite() && s > 0.0 => s,
-            _ => 1.0,
-        }
-    }
-
-    fn check(&self, channels: usize, what: &'static str) -> Result<(), TrainError> {
-        if self.mean.len() != channels || self.std.len() != channels {
-            return Err(TrainError::Shape {
-                what,
-                expected: vec![channels],
-                got: vec![self.mean.len(), self.std.len()],
-            });
-        }
-        if self.mean.iter().chain(&self.std).any(|v| !v.is_finite()) {
-            return Err(TrainError::config("normalization", format!("{what} statistics must be finite")));
-        }
-        Ok(())
-    }
-
-    /// Standardises `a` (`[N, C, H, W]`) in place: `(x − μ_c) / s_c`.
-    pub fn normalize(&self, a: &mut Array4<f64>) {
-        for (c, mut ch) in a.axis_iter_mut(Axis(1)).enumerate() {
-            let (m, s) = (self.mean.get(c).copied().unwrap_or(0.0), self.scale(c));
-            ch.mapv_inplace(|v| (v - m) / s);
-        }
-    }
-
-    /// Undoes [`ChannelStats::normalize`] in place: `μ_c + s_c x̃`.
-    pub fn denormalize(&self, a: &mut Array4<f64>) {
-        for (c, mut ch) in a.axis_iter_mut(Axis(1)).enumerate() {
-            let (m, s) = (self.mean.get(c).copied().unwrap_or(0.0), self.scale(c));
-            ch.mapv_inplace(|v| m + s * v);
-        }
-    }
-
-    /// `(x − μ_c) / s_c` on a tensor.
-    ///
-    /// # Shapes
-    /// - `t`: `[N, C, H, W]` with `C` the number of channels; output: the same
-    pub fn normalize_tensor(&self, t: Tensor<4>) -> Tensor<4> {
-        let (mean, scale) = self.tensors(&t.device());
-        (t - mean).div(scale)
-    }
-
-    /// `μ_c + s_c x̃` on a tensor.
-    ///
-    /// # Shapes
-    /// - `t`: `[N, C, H, W]` with `C` the number of channels; output: the same
-    pub fn denormalize_tensor(&self, t: Tensor<4>) -> Tensor<4> {
-        let (mean, scale) = self.tensors(&t.device());
-        t.mul(scale) + mean
-    }
-
-    fn tensors(&self, device: &Device) -> (Tensor<4>, Tensor<4>) {
-        let c = self.channels();
-        let mean: Vec<f32> = self.mean.iter().map(|&m| m as f32).collect();
-        let scale: Vec<f32> = (0..c).map(|i| self.scale(i) as f32).collect();
-        let make = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), device);
-        (make(mean), make(scale))
-    }
+    Ok(())
 }
 
 /// The normalisation of a data set's fields and conditioning fields; saved with checkpoints.
@@ -436,7 +334,7 @@ pub fn normalized_dataset(
     device: &Device,
 ) -> Result<TensorDataset<4>, TrainError> {
     check_finite(fields.view(), "fields", 0)?;
-    normalization.fields.check(fields.shape()[1], "field statistics (one per channel)")?;
+    check_stats(&normalization.fields, fields.shape()[1], "field statistics (one per channel)")?;
     normalization.fields.normalize(fields);
     let mut data = TensorDataset::from_array(fields.view(), device)?;
     if let Some(c) = coefficients {
@@ -452,7 +350,7 @@ pub fn normalized_dataset(
         let stats = normalization.coefficients.as_ref().ok_or_else(|| {
             TrainError::config("normalization", "has no coefficient statistics but coefficients are loaded")
         })?;
-        stats.check(c.shape()[1], "coefficient statistics (one per channel)")?;
+        check_stats(stats, c.shape()[1], "coefficient statistics (one per channel)")?;
         stats.normalize(c);
         data = data.with_conditioning(Conditioning::new(Some(to_tensor::<4, _>(c.view(), device)), None))?;
     }

@@ -24,8 +24,6 @@
 //! Coupling pairs noise with data regardless of the conditioning; for conditional models with
 //! strongly varying conditions prefer `ot_coupling = false`.
 
-use std::ops::Range;
-
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use fieldflow_pde::rng::{SampleRng, substream};
 use rand::RngExt;
@@ -34,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::flow_model::FlowModel;
-use crate::noise::SourceSampler;
+pub use crate::noise::{GaussianNoise, NoiseSource};
 use crate::path::{
     AffinePath, AnyScheduler, CondOtScheduler, CosineScheduler, LinearVpScheduler, PathError, PolynomialScheduler,
     VeScheduler, VpScheduler, couple,
@@ -227,51 +225,6 @@ impl Conditioning {
                 p.mul(m)
             }),
         }
-    }
-}
-
-/// A sampler of the source measure (`t = 0`) for states of rank `D`.
-pub trait NoiseSource<const D: usize> {
-    /// Source samples `indices` as a `[n, ...]` tensor on `device`; sample `i` depends only on
-    /// `(seed, i)`.
-    ///
-    /// # Errors
-    /// Whatever the sampler reports.
-    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<D>, TrainError>;
-}
-
-impl NoiseSource<4> for SourceSampler {
-    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<4>, TrainError> {
-        Ok(self.sample(seed, indices, device)?)
-    }
-}
-
-/// Standard normal vectors in `ℝ^dim` (the source of toy problems); sample `i` draws from
-/// `substream(seed, i, 0)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GaussianNoise {
-    /// The dimension.
-    pub dim: usize,
-}
-
-impl GaussianNoise {
-    /// The samples `indices` as an `f64` array `[n, dim]`.
-    pub fn sample_array(&self, seed: u64, indices: Range<u64>) -> ndarray::Array2<f64> {
-        let n = indices.end.saturating_sub(indices.start) as usize;
-        let mut out = ndarray::Array2::zeros((n, self.dim));
-        for (row, i) in out.rows_mut().into_iter().zip(indices) {
-            let mut rng = substream(seed, i, 0);
-            for v in row {
-                *v = rng.sample(StandardNormal);
-            }
-        }
-        out
-    }
-}
-
-impl NoiseSource<2> for GaussianNoise {
-    fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<2>, TrainError> {
-        Ok(crate::constraint::to_tensor::<2, _>(self.sample_array(seed, indices).view(), device))
     }
 }
 

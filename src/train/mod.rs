@@ -68,6 +68,7 @@ pub mod loss;
 pub mod pbfm;
 pub mod residual;
 pub mod schedule;
+pub mod trained;
 pub mod trainer;
 
 use std::io::Write;
@@ -95,6 +96,7 @@ pub use log::{CsvLog, LogRow, read_log};
 pub use loss::{CfmBatch, CfmLoss, Conditioning, GaussianNoise, NoiseSource, PathSpec, TimeSampling};
 pub use pbfm::{Combine, Pbfm, PbfmConfig, ResidualKind};
 pub use schedule::{LrDecay, LrSchedule};
+pub use trained::{LoadError, Network, TrainedData, TrainedModel};
 pub use trainer::{TrainOutcome, Trainer};
 
 /// What can go wrong preparing or running a training job.

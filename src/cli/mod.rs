@@ -4,6 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod check;
+mod eval;
+mod generate;
+mod plot;
+mod train;
+
+pub use check::CheckOpts;
+pub use eval::EvalOpts;
+pub use generate::GenerateOpts;
+pub use plot::{FieldsOpts, LossOpts, PlotKind, PlotOpts, SpectrumOpts};
+pub use train::TrainOpts;
+
 /// fieldflow: generate physical fields on grids with flow matching, with the physics enforced.
 #[derive(Debug, Parser)]
 #[command(name = "fieldflow", version, about, propagate_version = true)]
@@ -43,14 +55,14 @@ impl GlobalOpts {
     /// The burn device `--device` names.
     ///
     /// # Errors
-    /// [`crate::commands::BadInput`] for `cuda` in a build without the `cuda` feature.
-    pub fn device(&self) -> Result<burn::tensor::Device, crate::commands::BadInput> {
+    /// [`crate::error::BadInput`] for `cuda` in a build without the `cuda` feature.
+    pub fn device(&self) -> Result<burn::tensor::Device, crate::error::BadInput> {
         match self.device {
             DeviceName::Cpu => Ok(burn::tensor::Device::default()),
             #[cfg(feature = "cuda")]
             DeviceName::Cuda => Ok(burn::tensor::Device::cuda(0usize)),
             #[cfg(not(feature = "cuda"))]
-            DeviceName::Cuda => Err(crate::commands::BadInput(
+            DeviceName::Cuda => Err(crate::error::BadInput(
                 "--device cuda: this fieldflow was built without CUDA; rebuild with `cargo build --release --features cuda`"
                     .into(),
             )),
@@ -70,15 +82,15 @@ pub enum Command {
     /// Convert a PDEBench or FNO `.mat` (v7.3) file into fieldflow's layout (+ XDMF sidecar).
     Import(ImportOpts),
     /// Check how well a file's fields obey their physics (divergence, Darcy residual, finiteness).
-    Check(crate::commands::check::CheckOpts),
+    Check(CheckOpts),
     /// Compare generated fields with a reference set: MMSE, SMSE, spectrum, density and constraint errors.
-    Eval(crate::commands::eval::EvalOpts),
+    Eval(EvalOpts),
     /// Train a flow-matching FNO on a data file (config-driven).
-    Train(crate::commands::train::TrainOpts),
+    Train(TrainOpts),
     /// Sample a trained model into a data file, optionally divergence-free (config-driven).
-    Generate(crate::commands::generate::GenerateOpts),
+    Generate(GenerateOpts),
     /// Draw PNG plots: field heatmaps, energy spectra, training-loss curves.
-    Plot(crate::commands::plot::PlotOpts),
+    Plot(PlotOpts),
 }
 
 /// Options of every config-driven job.
