@@ -495,8 +495,9 @@ mod tests {
                 calls.set(0);
                 let u = pcfm_sample(&counted, c.as_ref(), x0.clone(), &options).unwrap();
                 let per_step = match predictor {
-                    Predictor::Euler => 1,
-                    Predictor::Heun => 2,
+                    Solver::Euler => 1,
+                    Solver::Midpoint | Solver::Heun => 2,
+                    Solver::Rk4 | Solver::Dopri5(_) => 4,
                 };
                 assert_eq!(calls.get(), per_step * steps, "{name}: network evaluations");
                 u

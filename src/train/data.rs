@@ -383,6 +383,7 @@ pub fn eight_gaussians(seed: u64, indices: Range<u64>) -> Array2<f64> {
 mod tests {
     use super::*;
     use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
+    use ndarray::Axis;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
         t.try_into_vec_as::<f32>().unwrap().into_iter().map(f64::from).collect()
