@@ -106,9 +106,9 @@ const JOBS: [Job; 3] = [
     Job {
         command: "generate",
         config: "smoke-generate.toml",
-        unknown: ("steps = 4 ", "stpes = 4 ", "solver.stpes", "steps"),
-        wrong_type: ("steps = 4 ", "steps = \"four\" ", "solver.steps"),
-        out_of_range: ("steps = 4 ", "steps = 0 ", "solver.steps"),
+        unknown: ("steps = 4 ", "stpes = 4 ", "sampler.stpes", "steps"),
+        wrong_type: ("steps = 4 ", "steps = \"four\" ", "sampler.steps"),
+        out_of_range: ("steps = 4 ", "steps = 0 ", "sampler.steps"),
     },
 ];
 
@@ -200,17 +200,29 @@ fn config_errors_of_every_job_exit_2_name_the_key_and_write_nothing() {
 fn generate_takes_any_fixed_step_solver_as_the_pcfm_predictor() {
     let dir = tempfile::tempdir().unwrap();
     let work = scratch(dir.path(), "work");
-    for method in ["euler", "midpoint", "heun", "rk4"] {
-        for extra in [["--set", "constraint.method=\"pcfm\""], ["--set", "constraint.method=\"project\""]] {
-            fieldflow()
-                .args(["generate", "--dry-run", "--config"])
-                .arg(config("smoke-generate.toml"))
-                .args(["--set", &format!("solver.method=\"{method}\"")])
-                .args(extra)
-                .current_dir(&work)
-                .assert()
-                .success();
+    let dry_run = |sets: &[String]| {
+        let mut cmd = fieldflow();
+        cmd.args(["generate", "--dry-run", "--config"]).arg(config("smoke-generate.toml"));
+        for set in sets {
+            cmd.args(["--set", set]);
         }
+        let out = cmd.current_dir(&work).assert().success().get_output().clone();
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    for solver in ["euler", "midpoint", "heun", "rk4"] {
+        for method in ["pcfm", "project"] {
+            let sets = [format!("sampler.solver=\"{solver}\""), format!("sampler.method=\"{method}\"")];
+            let (effective, stderr) = dry_run(&sets);
+            assert!(effective.contains(&format!("solver = \"{solver}\"")), "{effective}");
+            assert!(effective.contains(&format!("method = \"{method}\"")), "{effective}");
+            assert!(!stderr.contains("warning"), "{stderr}");
+        }
+    }
+    // The earlier spellings mean the same, with a warning naming the new keys.
+    let (effective, stderr) = dry_run(&["solver.method=\"midpoint\"".into(), "constraint.method=\"pcfm\"".into()]);
+    assert!(effective.contains("solver = \"midpoint\"") && effective.contains("method = \"pcfm\""), "{effective}");
+    for moved in ["`solver.method` is now `sampler.solver`", "`constraint.method` is now `sampler.method`"] {
+        assert!(stderr.contains(moved), "{stderr}");
     }
 }
 
@@ -220,15 +232,22 @@ fn generate_refuses_options_of_another_method() {
     let dir = tempfile::tempdir().unwrap();
     let work = scratch(dir.path(), "work");
     let job = &JOBS[2];
-    let cases: [(&[&str], &[&str]); 5] = [
-        (&["--set", "constraint.darcy_projection=\"solve\""], &["`constraint.darcy_projection`", "darcy"]),
+    // A parameter lives in its method's table: one of another method is an unknown key there.
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--set", "sampler.pcfm.mixing=2"], &["unknown key `sampler.pcfm.mixing`"]),
+        (&["--set", "constraint.darcy.anchor=\"state\""], &["unknown key `constraint.darcy.anchor`"]),
+        (&["--set", "sampler.pcfm.anchor=\"noise\""], &["sampler.pcfm.anchor", "noise"]),
+        (&["--set", "sampler.method=\"plain\""], &["`sampler.method`", "plain", "constraint"]),
+        (&["--set", "sampler.method=\"eci\"", "--set", "constraint.kind=\"none\""], &["`sampler.method`", "eci"]),
+        (&["--set", "sampler.stochastic.threshold=1.5"], &["`sampler.stochastic.threshold`", "[0, 1]"]),
+        (&["--set", "sampler.solver={ dopri5 = {} }"], &["`sampler.solver`", "fixed-step"]),
+        // Earlier spellings keep their meaning: PBFM's sampler cannot carry PCFM corrections,
+        // and a threshold is range-checked under its new name.
         (
-            &["--set", "constraint.anchor=\"state\"", "--set", "constraint.method=\"eci\""],
-            &["`constraint.anchor`", "pcfm"],
+            &["--set", "solver.method=\"stochastic\"", "--set", "constraint.method=\"pcfm\""],
+            &["`solver.method`", "stochastic", "PCFM"],
         ),
-        (&["--set", "constraint.anchor=\"noise\""], &["constraint.anchor", "noise"]),
-        (&["--set", "solver.method=\"stochastic\""], &["`solver.method`", "stochastic", "project"]),
-        (&["--set", "solver.renoise_threshold=1.5"], &["`solver.renoise_threshold`", "[0, 1]"]),
+        (&["--set", "solver.renoise_threshold=1.5"], &["`sampler.stochastic.threshold`", "[0, 1]"]),
     ];
     for (extra, expected) in cases {
         let mut wanted = vec!["smoke-generate.toml"];

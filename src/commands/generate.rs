@@ -11,14 +11,17 @@ use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOpt
 use super::{BadInput, progress};
 use crate::cli::{DeviceName, GenerateOpts, GlobalOpts};
 use crate::config::datagen::DtypeName;
-use crate::config::generate::GenerateConfig;
+use crate::config::generate::{self, GenerateConfig};
 use crate::config::{self, ConfigError};
 use crate::plot::generation_previews;
 use crate::sample::{GenerationSummary, Sampler, SamplerError};
 use crate::train::TrainedModel;
 
 fn load_config(opts: &GenerateOpts) -> Result<(GenerateConfig, String)> {
-    let loaded = config::load::<GenerateConfig>(&opts.job.config, &opts.job.set)?;
+    let loaded = config::load_migrated::<GenerateConfig>(&opts.job.config, &opts.job.set, generate::migrate)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {}: {warning}", loaded.source);
+    }
     let mut cfg = loaded.value;
     if let Some(path) = &opts.output {
         cfg.output.path = path.clone();

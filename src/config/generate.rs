@@ -1,11 +1,34 @@
 //! The `fieldflow generate` job: sample a trained model (from `fieldflow train`) into a native
-//! HDF5 file, optionally enforcing a hard constraint.
+//! HDF5 file, optionally enforcing hard constraints.
 //!
-//! Samples integrate `dx/dt = v_θ(x, t)` from the source measure at `t = 0` to `t = 1`, then the
-//! training normalisation is undone (`x = μ_c + s_c x̃`). With `[constraint] kind =
-//! "divergence_free"` the sampler runs in data units (the field `s ⊙ v_θ((y − μ)/s, t)`) so that
-//! the constraint `∇·u = 0` is imposed on what is written: PCFM projects at every step, `project`
-//! once after an ordinary ODE solve.
+//! ```toml
+//! [sampler]                     # how fields are drawn: the library's `SamplerSpec`
+//! method = "auto"               # auto | plain | project | pcfm | eci | stochastic
+//! solver = "heun"               # the ODE solver (plain, project) and PCFM's predictor
+//! steps = 20
+//! band_limit = 8                # optional
+//! pcfm = { anchor = "state" }   # each method's own parameters, in its own table
+//! eci = { mixing = 1 }
+//! stochastic = { threshold = 0.2 }
+//! [constraint]                  # the library's `ConstraintSpec`
+//! kind = "darcy"                # none | divergence_free | darcy
+//! darcy = { forcing = 1.0, projection = "pair" }
+//! mean = [0.0, 0.0]             # stacked with `kind`; also kinetic_energy, observe
+//! ```
+//!
+//! A method's parameters live in the table named after it, so a parameter of another method
+//! cannot be written (it is an unknown key), and `--set sampler.method=...` switches methods
+//! without touching the others' settings. `method = "auto"` (the default) samples plainly when
+//! nothing is constrained and with PCFM otherwise. [`GenerateConfig::sampler_spec`] and
+//! [`GenerateConfig::constraint_spec`] turn the sections into the library's descriptions; the
+//! sampling itself is [`crate::sample::Sampler`].
+//!
+//! Earlier spellings are accepted with a warning naming the new key ([`migrate`]): `[solver]`
+//! (`method` → `sampler.solver`, or `sampler.method = "stochastic"`; `steps`, `band_limit` →
+//! `sampler.*`; `renoise_threshold` → `sampler.stochastic.threshold`), `constraint.method` (→
+//! `sampler.method`), `constraint.anchor` (→ `sampler.pcfm.anchor`), `constraint.mixing` (→
+//! `sampler.eci.mixing`), `constraint.darcy_forcing` and `constraint.darcy_projection` (→
+//! `constraint.darcy.forcing`, `constraint.darcy.projection`).
 
 use std::path::PathBuf;
 
@@ -32,98 +55,169 @@ fn default_true() -> bool {
     true
 }
 
-/// Fixed-step solvers by name.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Sampling methods by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum SolverName {
-    /// Forward Euler.
-    Euler,
-    /// Explicit midpoint.
-    Midpoint,
-    /// Heun (explicit trapezoid).
+pub enum MethodName {
+    /// `plain` when nothing is constrained, `pcfm` otherwise.
     #[default]
-    Heun,
-    /// Classic Runge–Kutta 4.
-    Rk4,
-    /// PBFM's stochastic sampler (Baldan et al. 2025, [`crate::sample::stochastic`]): Euler steps,
-    /// re-noised onto the path while `t < renoise_threshold`. Unconstrained or with
-    /// `constraint.method = "project"`.
+    Auto,
+    /// Integrate the flow ODE with `solver`; no constraint.
+    Plain,
+    /// Integrate with `solver`, then project once onto the constraints.
+    Project,
+    /// PCFM: shoot with one step of `solver`, project, interpolate back (`[sampler.pcfm]`).
+    Pcfm,
+    /// ECI: extrapolate–correct–interpolate (`[sampler.eci]`).
+    Eci,
+    /// PBFM's stochastic sampler (`[sampler.stochastic]`); with a constraint, projected once after.
     Stochastic,
 }
 
-impl SolverName {
-    /// The deterministic ODE solver of this name (`None` for the stochastic sampler).
-    pub fn ode(self) -> Option<Solver> {
-        match self {
-            SolverName::Euler => Some(Solver::Euler),
-            SolverName::Midpoint => Some(Solver::Midpoint),
-            SolverName::Heun => Some(Solver::Heun),
-            SolverName::Rk4 => Some(Solver::Rk4),
-            SolverName::Stochastic => None,
+/// `[sampler.pcfm]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcfmConfig {
+    /// Where each step interpolates back from: source (the initial noise, the paper's) | state
+    /// (the noise the state implies: the solver's own step plus the projection's correction).
+    pub anchor: Anchor,
+}
+
+/// `[sampler.eci]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EciConfig {
+    /// Extrapolate–correct–interpolate iterations per step (at least 1).
+    pub mixing: usize,
+}
+
+impl Default for EciConfig {
+    fn default() -> Self {
+        Self { mixing: 1 }
+    }
+}
+
+/// `[sampler.stochastic]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StochasticConfig {
+    /// Re-noise after the steps that start before this time, in [0, 1] (PBFM's reference code:
+    /// 0.2; 0 is plain Euler).
+    pub threshold: f64,
+}
+
+impl Default for StochasticConfig {
+    fn default() -> Self {
+        Self { threshold: 0.2 }
+    }
+}
+
+/// The `[sampler]` section; see the [module documentation](self).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    /// auto | plain | project | pcfm | eci | stochastic.
+    pub method: MethodName,
+    /// euler | midpoint | heun | rk4: the ODE solver of `plain` and `project`, the predictor of
+    /// `pcfm` (ECI and the stochastic sampler take Euler-type steps of their own).
+    pub solver: Solver,
+    /// Uniform steps from t = 0 (noise) to t = 1 (data).
+    pub steps: usize,
+    /// Keep only the Fourier modes `|m_x|, |m_y| ≤ band_limit` of the generated fields (absent:
+    /// all): an orthogonal projection that commutes with the divergence-free one, counted in
+    /// modes of the periodic domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_limit: Option<usize>,
+    /// PCFM's parameters.
+    #[serde(skip_serializing_if = "is_default")]
+    pub pcfm: PcfmConfig,
+    /// ECI's parameters.
+    #[serde(skip_serializing_if = "is_default")]
+    pub eci: EciConfig,
+    /// The stochastic sampler's parameters.
+    #[serde(skip_serializing_if = "is_default")]
+    pub stochastic: StochasticConfig,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            method: MethodName::Auto,
+            solver: Solver::Heun,
+            steps: 50,
+            band_limit: None,
+            pcfm: PcfmConfig::default(),
+            eci: EciConfig::default(),
+            stochastic: StochasticConfig::default(),
         }
     }
 }
 
-/// The `[solver]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SolverConfig {
-    /// euler | midpoint | heun | rk4 | stochastic. PCFM takes its own shoot-and-project steps,
-    /// shooting with the average slope of one step of this solver.
-    pub method: SolverName,
-    /// Uniform steps from t = 0 to 1.
-    pub steps: usize,
-    /// Keep only the Fourier modes `|m_x|, |m_y| ≤ band_limit` of the generated fields (absent:
-    /// all). The network cancels the source noise's small scales only approximately and its
-    /// pointwise layers add a little energy at every wavenumber; data that are smooth on the grid
-    /// (a resolved viscous flow) have none there. The truncation is an orthogonal projection that
-    /// commutes with the divergence-free one. Counted in modes of the periodic domain, so it means
-    /// the same at every resolution.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub band_limit: Option<usize>,
-    /// `method = "stochastic"`: re-noise after the steps that start before this time (PBFM's
-    /// reference code: 0.2; 0 is plain Euler).
-    #[serde(default = "default_renoise_threshold")]
-    pub renoise_threshold: f64,
-}
-
-fn default_renoise_threshold() -> f64 {
-    0.2
-}
-
-impl Default for SolverConfig {
-    fn default() -> Self {
-        Self { method: SolverName::Heun, steps: 50, band_limit: None, renoise_threshold: default_renoise_threshold() }
-    }
-}
-
-/// Constraint kinds.
+/// PDE constraints by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ConstraintKind {
-    /// Plain sampling.
+    /// None (the stacked constraints may still be given).
     #[default]
     None,
-    /// `∇·u = 0` for two velocity channels `u`, `v`.
+    /// `∇·u = 0` for a model of the channels `[u, v]`.
     DivergenceFree,
     /// The discrete Darcy equation `−∇·(a∇u) = f` (zero Dirichlet values) on a generated pair
-    /// `(a, u)` (channels `a`, `u` of a model trained on `darcy.output = "pair"` data), with the
-    /// constant forcing `darcy_forcing`; nonlinear (bilinear), projected by Gauss–Newton.
+    /// `(a, u)` (a model trained on `darcy.output = "pair"` data); `[constraint.darcy]`.
     Darcy,
 }
 
-/// How the constraint is enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ConstraintMethod {
-    /// PCFM: project the extrapolated endpoint at every step.
-    #[default]
-    Pcfm,
-    /// Solve the ODE, then project once.
-    Project,
-    /// ECI (Cheng et al.): `mixing` extrapolate–correct–interpolate iterations per step, no
-    /// predictor choice (with `mixing = 1` it is PCFM with the Euler predictor).
-    Eci,
+/// `[constraint.darcy]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DarcyConstraintConfig {
+    /// The constant forcing `f`.
+    pub forcing: f64,
+    /// pair (Gauss–Newton on `(a, u)`: the nearest pair) | solve (keep the generated `a`, solve
+    /// for `u`: exact in one step, needs `a > 0`).
+    pub projection: DarcyProjection,
+}
+
+impl Default for DarcyConstraintConfig {
+    fn default() -> Self {
+        Self { forcing: 1.0, projection: DarcyProjection::Pair }
+    }
+}
+
+/// The `[constraint]` section: the PDE constraint and the constraints stacked with it, in this
+/// order (Gauss–Newton projection of the stack).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConstraintConfig {
+    /// none | divergence_free | darcy.
+    pub kind: ConstraintKind,
+    /// The Darcy constraint's parameters.
+    #[serde(skip_serializing_if = "is_default")]
+    pub darcy: DarcyConstraintConfig,
+    /// Fixed mean of each channel, in data units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f64>>,
+    /// Fixed kinetic energy `½ ∫ (u² + v²) dx dy` of a velocity model (nonlinear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinetic_energy: Option<f64>,
+    /// Observed values pinned on every `stride`-th grid point (all channels), from one sample of
+    /// a file on the generation grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveConfig>,
+}
+
+impl ConstraintConfig {
+    /// Whether any constraint is asked for.
+    pub fn any(&self) -> bool {
+        self.kind != ConstraintKind::None
+            || self.mean.is_some()
+            || self.kinetic_energy.is_some()
+            || self.observe.is_some()
+    }
 }
 
 /// The `[preview]` section: PNG pictures written beside the output file.
@@ -145,41 +239,6 @@ impl Default for PreviewConfig {
     }
 }
 
-/// The `[constraint]` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConstraintConfig {
-    /// none | divergence_free.
-    pub kind: ConstraintKind,
-    /// pcfm | project | eci.
-    pub method: ConstraintMethod,
-    /// ECI's iterations per step (`method = "eci"` only).
-    pub mixing: usize,
-    /// Where PCFM interpolates back from after each projection (`method = "pcfm"` only):
-    /// `source` (the initial noise, as in the paper) or `state` (the noise the current state
-    /// implies: the solver's own step plus the projection's correction; PCFM is then the plain
-    /// solver wherever the constraint already holds).
-    pub anchor: Anchor,
-    /// The constant forcing `f` of `kind = "darcy"`.
-    pub darcy_forcing: f64,
-    /// How `kind = "darcy"` projects a pair: `pair` (Gauss–Newton, the nearest `(a, u)` that
-    /// satisfies the equation; moves `a` and `u`) or `solve` (keep the generated `a`, solve the
-    /// equation for `u`: exact in one step, leaves the coefficient's distribution alone, needs
-    /// `a > 0`).
-    pub darcy_projection: DarcyProjection,
-    /// Fixed mean of each channel, in data units (stacked with `kind`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mean: Option<Vec<f64>>,
-    /// Fixed kinetic energy `½ ∫ (u² + v²) dx dy` of velocity models (stacked with `kind`;
-    /// nonlinear, projected by Gauss–Newton).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kinetic_energy: Option<f64>,
-    /// Pin the values of an observed field at every `stride`-th grid point in x and y (all
-    /// channels), taken from sample `sample` of the HDF5 file `path` on the generation grid.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observe: Option<ObserveConfig>,
-}
-
 /// `[constraint] observe = { path = "...", sample = 0, stride = 8 }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,32 +255,6 @@ pub struct ObserveConfig {
 
 fn default_stride() -> usize {
     8
-}
-
-impl ConstraintConfig {
-    /// Whether any constraint is asked for.
-    pub fn any(&self) -> bool {
-        self.kind != ConstraintKind::None
-            || self.mean.is_some()
-            || self.kinetic_energy.is_some()
-            || self.observe.is_some()
-    }
-}
-
-impl Default for ConstraintConfig {
-    fn default() -> Self {
-        Self {
-            kind: ConstraintKind::None,
-            method: ConstraintMethod::Pcfm,
-            mixing: 1,
-            anchor: Anchor::Source,
-            darcy_forcing: 1.0,
-            darcy_projection: DarcyProjection::Pair,
-            mean: None,
-            kinetic_energy: None,
-            observe: None,
-        }
-    }
 }
 
 /// The `[output]` section of a generate job.
@@ -259,10 +292,10 @@ pub struct GenerateConfig {
     pub resolution: Option<usize>,
     /// The trained model.
     pub model: GenModelConfig,
-    /// The ODE solver.
+    /// How fields are drawn.
     #[serde(default)]
-    pub solver: SolverConfig,
-    /// The hard constraint.
+    pub sampler: SamplerConfig,
+    /// The hard constraints.
     #[serde(default)]
     pub constraint: ConstraintConfig,
     /// The output file.
@@ -277,27 +310,36 @@ fn default_batch() -> usize {
 }
 
 impl GenerateConfig {
-    /// Checks ranges.
+    /// The method `sampler.method` names, with `auto` resolved.
+    pub fn method(&self) -> MethodName {
+        match (self.sampler.method, self.constraint.any()) {
+            (MethodName::Auto, false) => MethodName::Plain,
+            (MethodName::Auto, true) => MethodName::Pcfm,
+            (m, _) => m,
+        }
+    }
+
+    /// Checks ranges and that the method fits the constraints.
     ///
     /// # Errors
-    /// [`ConfigError::OutOfRange`] naming the key.
+    /// [`ConfigError::OutOfRange`] / [`ConfigError::InvalidValue`] naming the key.
     pub fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &str, message: String| ConfigError::InvalidValue { path: source.clone(), key: key.into(), message };
+        let s = &self.sampler;
         if self.samples == 0 {
             return Err(out_of_range(source, "samples", 0, "must be at least 1"));
         }
         if self.batch == 0 {
             return Err(out_of_range(source, "batch", 0, "must be at least 1"));
         }
-        if self.solver.steps == 0 {
-            return Err(out_of_range(source, "solver.steps", 0, "must be at least 1"));
+        if s.steps == 0 {
+            return Err(out_of_range(source, "sampler.steps", 0, "must be at least 1"));
         }
-        if self.constraint.mixing == 0 {
-            return Err(out_of_range(source, "constraint.mixing", 0, "must be at least 1"));
-        }
-        if self.solver.band_limit == Some(0) {
+        if s.band_limit == Some(0) {
             return Err(out_of_range(
                 source,
-                "solver.band_limit",
+                "sampler.band_limit",
                 0,
                 "must be at least 1 (remove the key for no limit)",
             ));
@@ -307,62 +349,57 @@ impl GenerateConfig {
         {
             return Err(out_of_range(source, "resolution", n, "must be even and at least 4"));
         }
-        if !self.constraint.darcy_forcing.is_finite() {
+        if let Solver::Dopri5(_) = s.solver {
+            return Err(invalid("sampler.solver", "must be a fixed-step solver: euler, midpoint, heun or rk4".into()));
+        }
+        if s.eci.mixing == 0 {
+            return Err(out_of_range(source, "sampler.eci.mixing", 0, "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&s.stochastic.threshold) {
             return Err(out_of_range(
                 source,
-                "constraint.darcy_forcing",
-                self.constraint.darcy_forcing,
-                "must be finite",
+                "sampler.stochastic.threshold",
+                s.stochastic.threshold,
+                "must be in [0, 1]",
             ));
         }
-        if let Some(e) = self.constraint.kinetic_energy
+        match (self.method(), self.constraint.any()) {
+            (MethodName::Plain, true) => {
+                return Err(invalid(
+                    "sampler.method",
+                    "\"plain\" enforces no constraint, but [constraint] asks for one: use \"pcfm\", \"project\", \
+                     \"eci\" or \"auto\""
+                        .into(),
+                ));
+            }
+            (m @ (MethodName::Project | MethodName::Pcfm | MethodName::Eci), false) => {
+                return Err(invalid(
+                    "sampler.method",
+                    format!(
+                        "{m:?} enforces a constraint, but [constraint] asks for none: use \"plain\" or \"auto\", or \
+                         add a constraint"
+                    )
+                    .to_lowercase(),
+                ));
+            }
+            _ => {}
+        }
+        let c = &self.constraint;
+        if !c.darcy.forcing.is_finite() {
+            return Err(out_of_range(source, "constraint.darcy.forcing", c.darcy.forcing, "must be finite"));
+        }
+        if let Some(e) = c.kinetic_energy
             && !(e.is_finite() && e > 0.0)
         {
             return Err(out_of_range(source, "constraint.kinetic_energy", e, "must be finite and positive"));
         }
-        if let Some(mean) = &self.constraint.mean
-            && let Some(m) = mean.iter().find(|m| !m.is_finite())
-        {
+        if let Some(m) = c.mean.as_ref().and_then(|mean| mean.iter().find(|m| !m.is_finite())) {
             return Err(out_of_range(source, "constraint.mean", m, "must be finite"));
         }
-        if let Some(o) = &self.constraint.observe
+        if let Some(o) = &c.observe
             && o.stride == 0
         {
             return Err(out_of_range(source, "constraint.observe.stride", 0, "must be at least 1"));
-        }
-        if self.solver.method == SolverName::Stochastic
-            && self.constraint.any()
-            && self.constraint.method != ConstraintMethod::Project
-        {
-            return Err(ConfigError::InvalidValue {
-                path: source.clone(),
-                key: "solver.method".into(),
-                message: "\"stochastic\" re-noises the state, so it cannot carry PCFM or ECI corrections: use \
-                          constraint.method = \"project\" (projection after sampling) or a deterministic solver"
-                    .into(),
-            });
-        }
-        if self.constraint.darcy_projection != DarcyProjection::Pair && self.constraint.kind != ConstraintKind::Darcy {
-            return Err(ConfigError::InvalidValue {
-                path: source.clone(),
-                key: "constraint.darcy_projection".into(),
-                message: "applies to constraint.kind = \"darcy\" only".into(),
-            });
-        }
-        if self.constraint.anchor != Anchor::Source && self.constraint.method != ConstraintMethod::Pcfm {
-            return Err(ConfigError::InvalidValue {
-                path: source.clone(),
-                key: "constraint.anchor".into(),
-                message: "applies to constraint.method = \"pcfm\" only".into(),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.solver.renoise_threshold) {
-            return Err(out_of_range(
-                source,
-                "solver.renoise_threshold",
-                self.solver.renoise_threshold,
-                "must be in [0, 1]",
-            ));
         }
         if let Some(level) = self.output.gzip
             && level > 9
@@ -371,23 +408,18 @@ impl GenerateConfig {
         }
         Ok(())
     }
-}
 
-impl GenerateConfig {
-    /// The sampling pipeline this config describes (validated by [`GenerateConfig::validate`]):
-    /// `constraint.kind = "none"` with no other constraint is plain sampling (or PBFM's stochastic
-    /// sampler); otherwise `constraint.method` picks projection after sampling, PCFM (its
-    /// predictor is `solver.method`) or ECI.
+    /// The sampling pipeline this config describes (checked by [`GenerateConfig::validate`]).
     pub fn sampler_spec(&self) -> SamplerSpec {
-        let solver = self.solver.method.ode().unwrap_or(Solver::Euler);
-        let method = match (self.solver.method, self.constraint.any(), self.constraint.method) {
-            (SolverName::Stochastic, _, _) => Method::Stochastic { threshold: self.solver.renoise_threshold },
-            (_, false, _) => Method::Plain { solver },
-            (_, true, ConstraintMethod::Project) => Method::ProjectAfter { solver },
-            (_, true, ConstraintMethod::Pcfm) => Method::Pcfm { predictor: solver, anchor: self.constraint.anchor },
-            (_, true, ConstraintMethod::Eci) => Method::Eci { mixing: self.constraint.mixing },
+        let s = &self.sampler;
+        let method = match self.method() {
+            MethodName::Auto | MethodName::Plain => Method::Plain { solver: s.solver },
+            MethodName::Project => Method::ProjectAfter { solver: s.solver },
+            MethodName::Pcfm => Method::Pcfm { predictor: s.solver, anchor: s.pcfm.anchor },
+            MethodName::Eci => Method::Eci { mixing: s.eci.mixing },
+            MethodName::Stochastic => Method::Stochastic { threshold: s.stochastic.threshold },
         };
-        SamplerSpec { method, steps: self.solver.steps, band_limit: self.solver.band_limit }
+        SamplerSpec { method, steps: s.steps, band_limit: s.band_limit }
     }
 
     /// The constraints of `[constraint]`.
@@ -398,7 +430,7 @@ impl GenerateConfig {
                 ConstraintKind::None => PdeConstraint::None,
                 ConstraintKind::DivergenceFree => PdeConstraint::DivergenceFree,
                 ConstraintKind::Darcy => {
-                    PdeConstraint::Darcy { forcing: c.darcy_forcing, projection: c.darcy_projection }
+                    PdeConstraint::Darcy { forcing: c.darcy.forcing, projection: c.darcy.projection }
                 }
             },
             mean: c.mean.clone(),
@@ -409,5 +441,211 @@ impl GenerateConfig {
                 stride: o.stride,
             }),
         }
+    }
+}
+
+/// Rewrites a generate config's earlier spellings into the current layout (see the [module
+/// documentation](self)); returns one warning per key moved, naming its new spelling.
+///
+/// The earlier meaning is kept: `constraint.method` applied only when something was constrained
+/// (plain sampling otherwise), and `solver.method = "stochastic"` chose PBFM's sampler whatever
+/// `constraint.method` said.
+///
+/// # Errors
+/// `(key, reason)` when an earlier spelling is not of the type it had, or conflicts with the key
+/// that replaces it.
+pub fn migrate(table: &mut toml::Table) -> Result<Vec<String>, (String, String)> {
+    use toml::Value;
+    let mut warnings = Vec::new();
+    let mut put = |table: &mut toml::Table, old: &str, path: &[&str], value: Value| -> Result<(), (String, String)> {
+        let new = path.join(".");
+        warnings.push(format!("`{old}` is now `{new}` (accepted; please update the config)"));
+        let mut t = table;
+        for key in &path[..path.len() - 1] {
+            let entry = t.entry((*key).to_owned()).or_insert_with(|| Value::Table(toml::Table::new()));
+            t = entry.as_table_mut().ok_or_else(|| ((*key).to_owned(), "must be a table".to_owned()))?;
+        }
+        // An explicit earlier spelling (e.g. from --set) wins over the file's current one.
+        t.insert(path[path.len() - 1].to_owned(), value);
+        Ok(())
+    };
+    let take = |table: &mut toml::Table, section: &str, key: &str| -> Option<Value> {
+        let t = table.get_mut(section)?.as_table_mut()?;
+        let v = t.remove(key);
+        if t.is_empty() && section == "solver" {
+            table.remove(section);
+        }
+        v
+    };
+    let constrained = |table: &toml::Table| {
+        table.get("constraint").and_then(Value::as_table).is_some_and(|c| {
+            c.get("kind").and_then(Value::as_str).is_some_and(|k| k != "none")
+                || ["mean", "kinetic_energy", "observe"].iter().any(|k| c.contains_key(*k))
+        })
+    };
+    let text = |v: &Value, key: &str| {
+        v.as_str().map(str::to_owned).ok_or_else(|| (key.to_owned(), "must be a string".to_owned()))
+    };
+    let solver_method = take(table, "solver", "method");
+    let stochastic = match &solver_method {
+        Some(v) => text(v, "solver.method")? == "stochastic",
+        None => false,
+    };
+    for key in ["steps", "band_limit"] {
+        if let Some(v) = take(table, "solver", key) {
+            put(table, &format!("solver.{key}"), &["sampler", key], v)?;
+        }
+    }
+    if let Some(v) = take(table, "solver", "renoise_threshold") {
+        put(table, "solver.renoise_threshold", &["sampler", "stochastic", "threshold"], v)?;
+    }
+    if let Some(v) = solver_method {
+        if stochastic {
+            put(table, "solver.method = \"stochastic\"", &["sampler", "method"], v)?;
+        } else {
+            put(table, "solver.method", &["sampler", "solver"], v)?;
+        }
+    }
+    if let Some(v) = take(table, "constraint", "method") {
+        let named = text(&v, "constraint.method")?;
+        if stochastic && constrained(table) && named != "project" {
+            return Err((
+                "solver.method".into(),
+                format!(
+                    "\"stochastic\" re-noises the state, so it cannot carry {} corrections: use sampler.method = \
+                     \"stochastic\" (projected once after sampling) or another method",
+                    named.to_uppercase()
+                ),
+            ));
+        }
+        let method = if stochastic {
+            "stochastic".to_owned()
+        } else if constrained(table) {
+            named
+        } else {
+            "plain".to_owned()
+        };
+        put(table, "constraint.method", &["sampler", "method"], Value::String(method))?;
+    }
+    if let Some(v) = take(table, "constraint", "anchor") {
+        put(table, "constraint.anchor", &["sampler", "pcfm", "anchor"], v)?;
+    }
+    if let Some(v) = take(table, "constraint", "mixing") {
+        put(table, "constraint.mixing", &["sampler", "eci", "mixing"], v)?;
+    }
+    for (old, new) in [("darcy_forcing", "forcing"), ("darcy_projection", "projection")] {
+        if let Some(v) = take(table, "constraint", old) {
+            put(table, &format!("constraint.{old}"), &["constraint", "darcy", new], v)?;
+        }
+    }
+    if let Some(Value::Table(t)) = table.remove("solver")
+        && let Some(key) = t.keys().next()
+    {
+        return Err((format!("solver.{key}"), "unknown key (the solver's keys are now in [sampler])".into()));
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::from_str_migrated;
+    use crate::sample::pcfm::Anchor;
+
+    const BASE: &str = "samples = 2\n[model]\nrun_dir = \"runs/x\"\n[output]\npath = \"x.h5\"\n";
+
+    fn load(extra: &str) -> (GenerateConfig, Vec<String>) {
+        let loaded =
+            from_str_migrated::<GenerateConfig>(&format!("{BASE}{extra}"), Source("t.toml".into()), &[], migrate)
+                .unwrap();
+        loaded.value.validate(&loaded.source).unwrap();
+        (loaded.value, loaded.warnings)
+    }
+
+    #[test]
+    fn every_earlier_combination_maps_to_its_method() {
+        let div = "[constraint]\nkind = \"divergence_free\"\n";
+        let heun = Solver::Heun;
+        let cases: Vec<(String, Method)> = vec![
+            // No sampler at all: plain without a constraint, PCFM (Heun, source anchor) with one.
+            (String::new(), Method::Plain { solver: heun }),
+            (div.into(), Method::Pcfm { predictor: heun, anchor: Anchor::Source }),
+            // The earlier [solver] / [constraint] keys.
+            ("[solver]\nmethod = \"rk4\"\nsteps = 7\n".into(), Method::Plain { solver: Solver::Rk4 }),
+            (
+                format!("{div}method = \"pcfm\"\nanchor = \"state\"\n[solver]\nmethod = \"euler\"\n"),
+                Method::Pcfm { predictor: Solver::Euler, anchor: Anchor::State },
+            ),
+            (
+                format!("{div}method = \"project\"\n[solver]\nmethod = \"midpoint\"\n"),
+                Method::ProjectAfter { solver: Solver::Midpoint },
+            ),
+            (format!("{div}method = \"eci\"\nmixing = 3\n"), Method::Eci { mixing: 3 }),
+            // constraint.method meant nothing without a constraint.
+            ("[constraint]\nkind = \"none\"\nmethod = \"eci\"\n".into(), Method::Plain { solver: heun }),
+            (
+                "[solver]\nmethod = \"stochastic\"\nrenoise_threshold = 0.3\n".into(),
+                Method::Stochastic { threshold: 0.3 },
+            ),
+            (
+                format!("{div}method = \"project\"\n[solver]\nmethod = \"stochastic\"\n"),
+                Method::Stochastic { threshold: 0.2 },
+            ),
+            // The current layout.
+            (
+                format!("{div}[sampler]\nmethod = \"pcfm\"\nsolver = \"rk4\"\npcfm = {{ anchor = \"state\" }}\n"),
+                Method::Pcfm { predictor: Solver::Rk4, anchor: Anchor::State },
+            ),
+            (format!("{div}[sampler]\nmethod = \"eci\"\neci = {{ mixing = 2 }}\n"), Method::Eci { mixing: 2 }),
+        ];
+        for (text, want) in cases {
+            let (cfg, warnings) = load(&text);
+            assert_eq!(cfg.sampler_spec().method, want, "{text}");
+            let earlier = text.contains("[solver]") || text.contains("\nmethod") && !text.contains("[sampler]");
+            assert_eq!(!warnings.is_empty(), earlier, "{text}: {warnings:?}");
+        }
+        let (cfg, warnings) = load("[solver]\nsteps = 7\nband_limit = 5\n");
+        assert_eq!((cfg.sampler.steps, cfg.sampler.band_limit), (7, Some(5)));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        let (cfg, _) = load("[constraint]\nkind = \"darcy\"\ndarcy_forcing = 2.0\ndarcy_projection = \"solve\"\n");
+        assert_eq!(
+            cfg.constraint_spec().pde,
+            PdeConstraint::Darcy { forcing: 2.0, projection: DarcyProjection::Solve }
+        );
+    }
+
+    #[test]
+    fn the_effective_config_is_written_in_the_current_layout_and_loads_again() {
+        let (cfg, _) = load("[constraint]\nkind = \"divergence_free\"\nmethod = \"pcfm\"\nanchor = \"state\"\n");
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("[sampler]") && !text.contains("[solver]"), "{text}");
+        assert!(!text.contains("[sampler.eci]"), "default tables are not written: {text}");
+        let again = from_str_migrated::<GenerateConfig>(&text, Source("t.toml".into()), &[], migrate).unwrap();
+        assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+        assert_eq!(again.value, cfg);
+    }
+
+    #[test]
+    fn impossible_and_conflicting_choices_name_the_key() {
+        let bad = |extra: &str| {
+            let source = Source("t.toml".into());
+            match from_str_migrated::<GenerateConfig>(&format!("{BASE}{extra}"), source.clone(), &[], migrate) {
+                Err(e) => e.to_string(),
+                Ok(l) => l.value.validate(&source).err().map(|e| e.to_string()).unwrap_or_default(),
+            }
+        };
+        let div = "[constraint]\nkind = \"divergence_free\"\n";
+        assert!(bad(&format!("{div}[sampler]\nmethod = \"plain\"\n")).contains("`sampler.method`"));
+        assert!(bad("[sampler]\nmethod = \"pcfm\"\n").contains("`sampler.method`"));
+        assert!(
+            bad(&format!("{div}[sampler]\nmethod = \"pcfm\"\npcfm = {{ mixing = 2 }}\n"))
+                .contains("sampler.pcfm.mixing")
+        );
+        assert!(
+            bad(&format!("{div}method = \"pcfm\"\n[solver]\nmethod = \"stochastic\"\n")).contains("`solver.method`")
+        );
+        assert!(bad("[solver]\nmethod = 3\n").contains("`solver.method`"));
+        assert!(bad("[solver]\nstpes = 3\n").contains("solver.stpes"));
     }
 }

@@ -91,7 +91,13 @@ pub struct Loaded<T> {
     pub effective: String,
     /// Where it came from.
     pub source: Source,
+    /// Earlier spellings that were accepted and rewritten, one message each (print them).
+    pub warnings: Vec<String>,
 }
+
+/// A rewrite of a config's earlier spellings into its current layout: the messages to print, or
+/// `(key, reason)` for a spelling that cannot be rewritten.
+pub type Migration = fn(&mut toml::Table) -> Result<Vec<String>, (String, String)>;
 
 /// Reads `path`, applies `overrides` (`section.key=value`, value in TOML syntax or a bare string)
 /// and deserialises the result into `T`.
@@ -99,9 +105,22 @@ pub struct Loaded<T> {
 /// # Errors
 /// [`ConfigError`] naming the file and the key at fault.
 pub fn load<T: DeserializeOwned>(path: &Path, overrides: &[String]) -> Result<Loaded<T>, ConfigError> {
+    load_migrated(path, overrides, |_| Ok(Vec::new()))
+}
+
+/// As [`load`], rewriting earlier spellings with `migrate` after the overrides are applied (so
+/// an earlier spelling in `--set` is accepted too).
+///
+/// # Errors
+/// [`ConfigError`] naming the file and the key at fault.
+pub fn load_migrated<T: DeserializeOwned>(
+    path: &Path,
+    overrides: &[String],
+    migrate: Migration,
+) -> Result<Loaded<T>, ConfigError> {
     let source = Source(path.to_path_buf());
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { path: source.clone(), cause: e })?;
-    from_str(&text, source, overrides)
+    from_str_migrated(&text, source, overrides, migrate)
 }
 
 /// As [`load`], from TOML text already in memory; `source` names it in messages.
@@ -113,16 +132,34 @@ pub fn from_str<T: DeserializeOwned>(
     source: Source,
     overrides: &[String],
 ) -> Result<Loaded<T>, ConfigError> {
+    from_str_migrated(text, source, overrides, |_| Ok(Vec::new()))
+}
+
+/// As [`from_str`], with a [`Migration`] of earlier spellings.
+///
+/// # Errors
+/// [`ConfigError`] naming the source and the key at fault.
+pub fn from_str_migrated<T: DeserializeOwned>(
+    text: &str,
+    source: Source,
+    overrides: &[String],
+    migrate: Migration,
+) -> Result<Loaded<T>, ConfigError> {
     let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
     for spec in overrides {
         apply_override(&mut table, spec)?;
     }
+    let warnings = migrate(&mut table).map_err(|(key, message)| ConfigError::InvalidValue {
+        path: source.clone(),
+        key,
+        message,
+    })?;
     let effective =
         toml::to_string(&table).map_err(|e| ConfigError::Syntax { path: source.clone(), message: e.to_string() })?;
     let value = deserialize(toml::Value::Table(table), &source)?;
-    Ok(Loaded { value, effective, source })
+    Ok(Loaded { value, effective, source, warnings })
 }
 
 fn deserialize<T: DeserializeOwned>(value: toml::Value, source: &Source) -> Result<T, ConfigError> {

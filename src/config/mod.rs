@@ -6,4 +6,6 @@ pub mod generate;
 pub mod load;
 pub mod train;
 
-pub use load::{ConfigError, Loaded, Source, from_str, load, out_of_range};
+pub use load::{
+    ConfigError, Loaded, Migration, Source, from_str, from_str_migrated, load, load_migrated, out_of_range,
+};

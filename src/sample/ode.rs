@@ -99,7 +99,8 @@ pub enum SolveError {
 
 /// Adaptive Dormand–Prince 5(4) parameters (defaults: `atol = rtol = 1e-5`, `safety = 0.9`,
 /// `min_step = 1e-8`, `max_steps = 10_000`, automatic first step).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Dopri5 {
     /// Absolute tolerance (≥ 0).
     pub atol: f64,
@@ -157,7 +158,8 @@ impl Dopri5 {
 }
 
 /// An ODE solver.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Solver {
     /// Forward Euler, order 1, one evaluation per step.
     Euler,
