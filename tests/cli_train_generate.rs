@@ -380,3 +380,28 @@ fn darcy_pairs_generated_with_the_pde_constraint_pass_the_darcy_check() {
         .stderr(predicate::str::contains("constraint.kind"));
     assert!(!bad.exists());
 }
+
+/// The physics descriptor of the data decides which PBFM residual fits: the Darcy residual on
+/// velocity data and the divergence on Darcy pairs are refused before any training, naming the
+/// key and the channels, and leave no run directory.
+#[test]
+fn pbfm_residuals_that_do_not_fit_the_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let velocity = dir.path().join("velocity.h5");
+    datagen("smoke-datagen.toml", &velocity, &["--set", "ns2d.output=\"velocity\"", "--set", "samples=4"]);
+    let pairs = dir.path().join("pairs.h5");
+    datagen("smoke-darcy-pair.toml", &pairs, &[]);
+    for (data, residual, needs) in [(&velocity, "darcy", "[a, u]"), (&pairs, "divergence", "[u, v]")] {
+        let run = dir.path().join(format!("run-{residual}"));
+        fieldflow()
+            .args(["train", "--quiet", "--config"])
+            .arg(config("smoke-train-pbfm.toml"))
+            .args(["--set", &set_path("data.path", data), "--set", &set_path("output.run_dir", &run)])
+            .args(["--set", &format!("train.pbfm.residual=\"{residual}\"")])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("train.pbfm.residual"))
+            .stderr(predicate::str::contains(needs));
+        assert!(!run.join("checkpoints").exists(), "{}", run.display());
+    }
+}

@@ -82,13 +82,9 @@ enum Quantity {
     Speed { u: usize, v: usize },
 }
 
-fn velocity(channels: &[String]) -> Option<(usize, usize)> {
-    Some((channels.iter().position(|c| c == "u")?, channels.iter().position(|c| c == "v")?))
-}
-
 fn quantity(source: &dyn FieldSource, name: Option<&str>) -> Result<(Quantity, String)> {
     let channels = &source.metadata().channels;
-    let uv = velocity(channels);
+    let uv = source.metadata().physics().roles.velocity;
     let Some(name) = name else {
         return Ok(match uv {
             Some((u, v)) => (Quantity::Vorticity { u, v }, "vorticity".into()),

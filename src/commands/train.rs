@@ -98,11 +98,23 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         .map_err(|e| BadInput(format!("{}: unusable grid {ny}×{nx}: {e}", data_path.display())))?;
     let device = global.device()?;
     // The velocity components share one scale, so that normalising keeps ∇·u = 0.
-    let shared_scale = match (meta.channels.iter().position(|c| c == "u"), meta.channels.iter().position(|c| c == "v"))
-    {
-        (Some(u), Some(v)) => vec![u, v],
-        _ => Vec::new(),
+    let physics = meta.physics();
+    let shared_scale = match physics.roles.velocity {
+        Some((u, v)) => vec![u, v],
+        None => Vec::new(),
     };
+    if let Some(pbfm) = &cfg.train.pbfm
+        && let Err(reason) = crate::train::pbfm_fits(pbfm.residual, &physics, meta.channels.len())
+    {
+        return Err(BadInput(format!(
+            "train.pbfm.residual = {:?} in {}: {reason} ({} has channels {:?})",
+            pbfm.residual.name(),
+            opts.job.config.display(),
+            data_path.display(),
+            meta.channels
+        ))
+        .into());
+    }
     // A resumed run keeps the normalisation it started with (the weights were trained on it).
     let run_dir = &cfg.output.run_dir;
     let resumed_normalization = match (opts.force, opts.resume, run_dir.is_dir()) {

@@ -21,10 +21,6 @@ fn open(path: &Path) -> Result<Box<dyn FieldSource>> {
     Ok(source)
 }
 
-fn velocity(channels: &[String]) -> Option<(usize, usize)> {
-    Some((channels.iter().position(|c| c == "u")?, channels.iter().position(|c| c == "v")?))
-}
-
 /// The sample-mean spectrum of `file` (velocity channels, else all channels) over its first
 /// `max_samples` samples, on the resolved shells: `(k, E(k), velocity?, samples)`.
 ///
@@ -34,7 +30,7 @@ pub fn file_mean_spectrum(file: &Path, max_samples: Option<usize>) -> Result<(Ve
     let source = open(file)?;
     let meta = source.metadata();
     let [c, ny, nx] = source.sample_shape();
-    let uv = velocity(&meta.channels);
+    let uv = meta.physics().roles.velocity;
     let channels: Vec<usize> = match uv {
         Some((u, v)) => vec![u, v],
         None => (0..c).collect(),

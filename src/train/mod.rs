@@ -94,7 +94,7 @@ pub use ema::Ema;
 pub use flow_model::FlowModel;
 pub use log::{CsvLog, LogRow, read_log};
 pub use loss::{CfmBatch, CfmLoss, Conditioning, GaussianNoise, NoiseSource, PathSpec, TimeSampling};
-pub use pbfm::{Combine, Pbfm, PbfmConfig, ResidualKind};
+pub use pbfm::{Combine, Pbfm, PbfmConfig, ResidualKind, pbfm_fits};
 pub use schedule::{LrDecay, LrSchedule};
 pub use trained::{LoadError, Network, TrainedData, TrainedModel};
 pub use trainer::{TrainOutcome, Trainer};

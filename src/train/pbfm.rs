@@ -61,6 +61,29 @@ pub enum ResidualKind {
     NsVorticity,
 }
 
+/// Whether data with the physics descriptor `physics` and `channels` channels are the fields the
+/// residual `kind` is defined on; `Err` says what it needs.
+///
+/// # Errors
+/// A sentence naming the channels the residual needs.
+pub fn pbfm_fits(kind: ResidualKind, physics: &fieldflow_datasets::Physics, channels: usize) -> Result<(), String> {
+    let ok = match kind {
+        ResidualKind::Divergence => channels == 2 && physics.roles.velocity == Some((0, 1)),
+        ResidualKind::Darcy => channels == 2 && physics.roles.darcy_pair == Some((0, 1)),
+        ResidualKind::NsVorticity => channels == 2 && physics.pde != fieldflow_datasets::PdeKind::Darcy,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match kind {
+        ResidualKind::Divergence => "needs velocity data with exactly the channels [u, v]".into(),
+        ResidualKind::Darcy => {
+            "needs Darcy pairs with exactly the channels [a, u] (datagen darcy.output = \"pair\")".into()
+        }
+        ResidualKind::NsVorticity => "needs Navier–Stokes vorticity snapshot pairs (two channels)".into(),
+    })
+}
+
 impl ResidualKind {
     /// The name used in configs.
     pub fn name(self) -> &'static str {
