@@ -104,7 +104,7 @@ fn the_shipped_config_reproduces_the_stored_fields() {
         .assert()
         .success();
     let stored =
-        FieldReader::open(&root.join("tests/data/ns2d-divfree-regression.h5")).unwrap().read_range(0..4).unwrap();
+        FieldReader::open(root.join("tests/data/ns2d-divfree-regression.h5")).unwrap().read_range(0..4).unwrap();
     let fresh = FieldReader::open(&out).unwrap().read_range(0..4).unwrap();
     assert_eq!(stored.shape(), fresh.shape());
     let scale = stored.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
