@@ -6,11 +6,11 @@
 //! [`fieldflow_datasets`] (re-exported as [`datasets`]). This crate holds the job configs and the
 //! command-line program; flow matching on burn is added here as it lands.
 
+pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod constraint;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -72,7 +72,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::constraint::to_tensor;
+use crate::bridge::to_tensor;
 
 /// What can go wrong sampling a source measure or evaluating its density.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -471,7 +471,7 @@ impl GaussianNoise {
 
 impl NoiseSource<2> for GaussianNoise {
     fn draw(&self, seed: u64, indices: Range<u64>, device: &Device) -> Result<Tensor<2>, NoiseError> {
-        Ok(crate::constraint::to_tensor::<2, _>(self.sample_array(seed, indices).view(), device))
+        Ok(crate::bridge::to_tensor::<2, _>(self.sample_array(seed, indices).view(), device))
     }
 }
 
@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(channel_seed(9, 0), 9);
         let device = Device::default();
         let t = gp.sample(&grid, 3, 9, 4..8, &device).unwrap();
-        let back = crate::constraint::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap();
+        let back = crate::bridge::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap();
         assert_eq!(back, batch.mapv(|v| f64::from(v as f32)));
     }
 
@@ -728,7 +728,7 @@ mod tests {
             assert!(div.iter().all(|d| d.abs() <= 1e-12 * scale), "max |div| vs max |ω| = {scale}");
         }
         let t = measure.sample(&grid, 2, 8, 0..3, &Device::default()).unwrap();
-        let back = crate::constraint::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap();
+        let back = crate::bridge::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap();
         assert_eq!(back, x.mapv(|v| f64::from(v as f32)));
     }
 

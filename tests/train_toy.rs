@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use fieldflow::constraint::{to_array, to_tensor};
+use fieldflow::bridge::{to_array, to_tensor};
 use fieldflow::model::{Mlp, MlpConfig};
 use fieldflow::sample::{SolveOptions, Solver, solve};
 use fieldflow::train::{GaussianNoise, LrSchedule, TensorDataset, TrainConfig, Trainer, eight_gaussians};

@@ -4,6 +4,10 @@
 //! A rename within one directory is atomic on POSIX file systems, so the final path either does
 //! not exist or holds a complete file. A failed or dropped writer removes its temporary file; a
 //! killed process may leave one behind (it never has the target's name).
+//!
+//! This is the one atomic-write helper of the project: the HDF5 writer, the XDMF sidecars, the
+//! PNG plots and the training run's JSON/CSV files all go through it (checkpoints are directories,
+//! staged as `.step-N.tmp/` and renamed the same way).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +18,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A target path and the temporary file that stands in for it until [`commit`](Self::commit).
 #[derive(Debug)]
-pub(crate) struct AtomicTarget {
+pub struct AtomicTarget {
     target: PathBuf,
     temp: PathBuf,
     force: bool,
@@ -23,7 +27,20 @@ pub(crate) struct AtomicTarget {
 
 impl AtomicTarget {
     /// Reserves a temporary name beside `target`; refuses an existing target unless `force`.
-    pub(crate) fn new(target: &Path, force: bool) -> Result<Self> {
+    ///
+    /// # Errors
+    /// [`DatasetError::Invalid`] for a path without a file name or in a missing directory;
+    /// [`DatasetError::Exists`] for an existing target without `force`.
+    pub fn new(target: &Path, force: bool) -> Result<Self> {
+        Self::with_suffix(target, force, "")
+    }
+
+    /// As [`AtomicTarget::new`], with a temporary name ending in `suffix` (e.g. `.png`, for
+    /// encoders that pick the format from the extension).
+    ///
+    /// # Errors
+    /// As [`AtomicTarget::new`].
+    pub fn with_suffix(target: &Path, force: bool, suffix: &str) -> Result<Self> {
         let name = target
             .file_name()
             .ok_or_else(|| DatasetError::invalid(target, "output path has no file name"))?
@@ -38,23 +55,27 @@ impl AtomicTarget {
         }
         check_overwrite(target, force)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        let temp = dir.join(format!(".{name}.tmp-{}-{n}{suffix}", std::process::id()));
         Ok(Self { target: target.to_path_buf(), temp, force, committed: false })
     }
 
     /// The final path.
-    pub(crate) fn target(&self) -> &Path {
+    pub fn target(&self) -> &Path {
         &self.target
     }
 
     /// The temporary path to write to.
-    pub(crate) fn temp(&self) -> &Path {
+    pub fn temp(&self) -> &Path {
         &self.temp
     }
 
     /// Renames the temporary file to the target (checking again that the target may be
     /// replaced).
-    pub(crate) fn commit(mut self) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`DatasetError::Exists`] if the target appeared meanwhile without `force`; the rename's
+    /// I/O error.
+    pub fn commit(mut self) -> Result<()> {
         check_overwrite(&self.target, self.force)?;
         std::fs::rename(&self.temp, &self.target).map_err(|e| DatasetError::io(&self.target, e))?;
         self.committed = true;
@@ -78,10 +99,16 @@ fn check_overwrite(target: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `target` atomically.
-pub(crate) fn write_atomic(target: &Path, bytes: &[u8], force: bool) -> Result<()> {
+/// Writes `bytes` to `target` atomically (flushed to disk before the rename).
+///
+/// # Errors
+/// As [`AtomicTarget::new`]; I/O errors naming the temporary file.
+pub fn write_atomic(target: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    use std::io::Write;
     let t = AtomicTarget::new(target, force)?;
-    std::fs::write(t.temp(), bytes).map_err(|e| DatasetError::io(t.temp(), e))?;
+    let mut file = std::fs::File::create(t.temp()).map_err(|e| DatasetError::io(t.temp(), e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| DatasetError::io(t.temp(), e))?;
+    drop(file);
     t.commit()
 }
 

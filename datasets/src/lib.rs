@@ -82,6 +82,7 @@ mod stats;
 mod writer;
 mod xdmf;
 
+pub use atomic::{AtomicTarget, write_atomic};
 pub use checks::{CheckRecord, read_checks, write_check};
 pub use error::{DatasetError, Result};
 pub use import::{ImportOptions, import};

@@ -446,10 +446,10 @@ mod tests {
             })
         };
         let run = |n: usize| {
-            let x = crate::constraint::to_tensor::<4, _>(field(n).view(), &device);
+            let x = crate::bridge::to_tensor::<4, _>(field(n).view(), &device);
             let t = Tensor::from_data(TensorData::new(vec![0.25_f32, 0.75], [2]), &device);
             let out = fno.forward(x, t, None, None).unwrap();
-            crate::constraint::to_array(out).unwrap().into_dimensionality::<Ix4>().unwrap()
+            crate::bridge::to_array(out).unwrap().into_dimensionality::<Ix4>().unwrap()
         };
         let outputs: Vec<Array4<f64>> = [32, 64, 128].into_iter().map(run).collect();
         let mismatch = |coarse: &Array4<f64>, fine: &Array4<f64>| {

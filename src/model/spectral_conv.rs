@@ -417,11 +417,11 @@ mod tests {
     }
 
     fn to_tensor4(a: &Array4<f64>, device: &Device) -> Tensor<4> {
-        crate::constraint::to_tensor::<4, _>(a.view(), device)
+        crate::bridge::to_tensor::<4, _>(a.view(), device)
     }
 
     fn to_array4(t: Tensor<4>) -> Array4<f64> {
-        crate::constraint::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap()
+        crate::bridge::to_array(t).unwrap().into_dimensionality::<Ix4>().unwrap()
     }
 
     fn as4(a: ArrayD<f64>) -> Array4<f64> {

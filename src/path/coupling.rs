@@ -168,7 +168,7 @@ pub fn ot_permutation<const D: usize>(x0: &Tensor<D>, x1: &Tensor<D>) -> Result<
 }
 
 fn host<const D: usize>(what: &'static str, x: &Tensor<D>) -> Result<ndarray::ArrayD<f64>, PathError> {
-    crate::constraint::to_array(x.clone()).map_err(|reason| PathError::Readback { what, reason })
+    crate::bridge::to_array(x.clone()).map_err(|reason| PathError::Readback { what, reason })
 }
 
 /// `x0` reordered so that its row `j` is the noise sample paired with `x1[j]` by the exact OT
@@ -209,7 +209,7 @@ fn inverse(perm: &[usize]) -> Vec<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::constraint::to_tensor;
+    use crate::bridge::to_tensor;
     use burn::tensor::Device;
     use fieldflow_pde::rng::stream;
     use ndarray::{Array, Array4, IxDyn};
@@ -307,12 +307,12 @@ mod tests {
         let perm = ot_permutation(&x0, &x1).unwrap();
         assert!(is_bijection(&perm));
         let coupled = couple(x0.clone(), &x1).unwrap();
-        let got = crate::constraint::to_array(coupled).unwrap();
-        let before = crate::constraint::to_array(x0).unwrap();
+        let got = crate::bridge::to_array(coupled).unwrap();
+        let before = crate::bridge::to_array(x0).unwrap();
         for (i, &j) in perm.iter().enumerate() {
             assert_eq!(got.index_axis(Axis(0), j), before.index_axis(Axis(0), i));
         }
-        let x1h = crate::constraint::to_array(x1).unwrap();
+        let x1h = crate::bridge::to_array(x1).unwrap();
         let cost = |x: &ndarray::ArrayD<f64>| (x - &x1h).mapv(|d| d * d).sum();
         assert!(cost(&got) < cost(&before));
     }

@@ -149,21 +149,16 @@ fn register_font() -> Result<(), PlotError> {
 fn write_atomic(path: &Path, draw: impl FnOnce(&Path) -> Result<(), PlotError>) -> Result<(), PlotError> {
     register_font()?;
     let write_error = |source| PlotError::Write { path: path.to_path_buf(), source };
-    let name = path.file_name().ok_or_else(|| {
-        write_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output path has no file name"))
-    })?;
     if path.is_dir() {
         return Err(write_error(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory")));
     }
+    let as_io = |e: fieldflow_datasets::DatasetError| write_error(std::io::Error::other(e.to_string()));
     // The bitmap encoder picks the format from the extension: the temporary name ends in `.png`.
-    let tmp = path.with_file_name(format!(".{}.{}.tmp.png", name.to_string_lossy(), std::process::id()));
+    let target = fieldflow_datasets::AtomicTarget::with_suffix(path, true, ".png").map_err(as_io)?;
     // Fail early (and with the user's path in the message) if the directory is not writable.
-    std::fs::File::create(&tmp).map_err(write_error)?;
-    let result = draw(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(write_error));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    std::fs::File::create(target.temp()).map_err(write_error)?;
+    draw(target.temp())?;
+    target.commit().map_err(as_io)
 }
 
 /// Axis and colour-bar tick positions: "nice" multiples (1, 2, 2.5, 5 × 10ⁿ) of a step that puts

@@ -24,7 +24,7 @@ use ndarray::Array4;
 use super::VelocityField;
 use super::ode::linspace;
 use super::pcfm::{PcfmError, check_time_grid, check_x0, finish, interpolate, shoot_and_project};
-use crate::constraint::tensor_to_array4;
+use crate::sample::project::tensor_to_array4;
 
 /// Options of [`eci_sample`].
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,7 @@ pub mod eci;
 pub mod likelihood;
 pub mod ode;
 pub mod pcfm;
+pub mod project;
 pub mod sampler;
 pub mod stochastic;
 pub mod summary;

@@ -44,8 +44,9 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use super::ode::{fixed_slope, linspace};
+use super::project::{ConstraintError, project_array, tensor_to_array4};
 use super::{SolveError, SolveOptions, Solver, VelocityField, solve};
-use crate::constraint::{ConstraintError, project_array, tensor_to_array4, to_tensor};
+use crate::bridge::to_tensor;
 
 /// What can go wrong in the constrained samplers ([`pcfm_sample`], [`project_after_sampling`],
 /// [`super::eci::eci_sample`]).
@@ -448,7 +449,7 @@ pub(crate) mod fixtures {
 
     /// The largest scale-free violation over the batch.
     pub fn worst(c: &dyn Constraint, u: &Array4<f64>) -> f64 {
-        crate::constraint::relative_violations(c, u.view()).unwrap().into_iter().fold(0.0, f64::max)
+        crate::sample::project::relative_violations(c, u.view()).unwrap().into_iter().fold(0.0, f64::max)
     }
 
     /// The unconstrained sample (Euler, exact for this affine flow up to `f32`).

@@ -34,9 +34,10 @@ use super::eci::{EciOptions, eci_sample};
 use super::pcfm::{Anchor, PcfmError, PcfmOptions, Predictor, pcfm_sample, project_after_sampling};
 use super::stochastic::{StochasticError, StochasticOptions, sample_stochastic};
 use super::{SolveError, SolveOptions, Solver, VelocityField, solve};
-use crate::constraint::{ConstraintError, project_array, to_array};
+use crate::bridge::to_array;
 use crate::noise::{NoiseError, SourceSampler};
 use crate::normalize::ChannelStats;
+use crate::sample::project::{ConstraintError, project_array};
 
 /// How samples are drawn and how the constraint is enforced.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -138,7 +138,7 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::constraint::to_array;
+    use crate::bridge::to_array;
     use crate::noise::SourceMeasure;
     use crate::sample::{SolveOptions, Solver, solve};
     use burn::tensor::{Device, TensorData};

@@ -23,9 +23,9 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::config::TrainConfig;
 use super::data::Normalization;
 use super::flow_model::FlowModel;
+use super::options::TrainConfig;
 use super::{TrainError, write_atomic};
 
 /// The directory of checkpoints inside a run directory.

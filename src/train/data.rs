@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::Conditioning;
 use super::{TrainError, write_atomic};
-use crate::constraint::to_tensor;
+use crate::bridge::to_tensor;
 pub use crate::normalize::ChannelStats;
 
 /// Purpose tag of the epoch permutations (`substream(seed, epoch, SHUFFLE)`).
@@ -253,8 +253,7 @@ fn tensor_finite<const D: usize>(x: &Tensor<D>, what: &'static str) -> Result<()
     match all {
         Ok(true) => Ok(()),
         Ok(false) => {
-            let values =
-                crate::constraint::to_array(x.clone()).map_err(|reason| TrainError::Readback { what, reason })?;
+            let values = crate::bridge::to_array(x.clone()).map_err(|reason| TrainError::Readback { what, reason })?;
             check_finite(values.view(), what, 0)
         }
         Err(e) => Err(TrainError::Readback { what, reason: format!("{e:?}") }),

@@ -503,8 +503,7 @@ mod tests {
     fn ot_coupling_lowers_the_transport_cost_and_permutes_the_noise() {
         let device = Device::default();
         let b = 64;
-        let x1 =
-            crate::constraint::to_tensor::<2, _>(super::super::data::eight_gaussians(5, 0..b as u64).view(), &device);
+        let x1 = crate::bridge::to_tensor::<2, _>(super::super::data::eight_gaussians(5, 0..b as u64).view(), &device);
         let noise = GaussianNoise { dim: 2 };
         let plain = CfmLoss::new(AnyScheduler::default(), TimeSampling::Uniform, 0.0, false).unwrap();
         let ot = CfmLoss::new(AnyScheduler::default(), TimeSampling::Uniform, 0.0, true).unwrap();

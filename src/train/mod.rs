@@ -58,20 +58,17 @@
 
 pub mod checkpoint;
 pub mod clip;
-pub mod confg;
-pub mod config;
 pub mod data;
 pub mod ema;
 pub mod flow_model;
 pub mod log;
 pub mod loss;
+pub mod options;
 pub mod pbfm;
-pub mod residual;
 pub mod schedule;
 pub mod trained;
 pub mod trainer;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -85,7 +82,6 @@ pub use checkpoint::{
     load_weights,
 };
 pub use clip::{clip_global_norm, global_norm};
-pub use config::{AdamWOptions, TrainConfig};
 pub use data::{
     ChannelStats, FieldDataOptions, Normalization, TensorDataset, eight_gaussians, load_field_dataset,
     normalized_dataset,
@@ -94,6 +90,7 @@ pub use ema::Ema;
 pub use flow_model::FlowModel;
 pub use log::{CsvLog, LogRow, read_log};
 pub use loss::{CfmBatch, CfmLoss, Conditioning, GaussianNoise, NoiseSource, PathSpec, TimeSampling};
+pub use options::{AdamWOptions, TrainConfig};
 pub use pbfm::{Combine, Pbfm, PbfmConfig, ResidualKind, pbfm_fits};
 pub use schedule::{LrDecay, LrSchedule};
 pub use trained::{LoadError, Network, TrainedData, TrainedModel};
@@ -121,10 +118,10 @@ pub enum TrainError {
     Noise(#[from] NoiseError),
     /// A PBFM residual rejected its inputs.
     #[error(transparent)]
-    Residual(#[from] residual::ResidualError),
+    Residual(#[from] pbfm::residual::ResidualError),
     /// The ConFIG combination of the PBFM gradients failed.
     #[error("PBFM gradient combination: {0}")]
-    Confg(#[from] confg::ConfigError),
+    Confg(#[from] pbfm::confg::ConfigError),
     /// The data file could not be read.
     #[error(transparent)]
     Dataset(#[from] fieldflow_datasets::DatasetError),
@@ -217,12 +214,7 @@ impl TrainError {
 /// Writes `bytes` to `path` atomically: to a temporary file beside it, flushed and renamed over
 /// the target, so readers see either the old or the new content.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| TrainError::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    Ok(fieldflow_datasets::write_atomic(path, bytes, true)?)
 }
 
 /// Reads a scalar tensor (one element) as `f64`.

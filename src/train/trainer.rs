@@ -30,12 +30,12 @@ use serde::Serialize;
 
 use super::checkpoint::{self, Checkpoint, CheckpointMeta, load_weights, write_checkpoint};
 use super::clip::clip_global_norm;
-use super::config::TrainConfig;
 use super::data::{Normalization, TensorDataset};
 use super::ema::Ema;
 use super::flow_model::FlowModel;
 use super::log::{CsvLog, LogRow, progress_bar};
 use super::loss::{CfmBatch, CfmLoss, NoiseSource};
+use super::options::TrainConfig;
 use super::pbfm::{Combine, Pbfm};
 use super::{TrainError, scalar};
 

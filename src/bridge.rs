@@ -1,4 +1,6 @@
-//! Conversions between the `pde` crate's `f64` ndarray fields and burn's `f32` tensors.
+//! The tensor ↔ array bridge: conversions between the `pde` crate's `f64` ndarray fields and
+//! burn's `f32` tensors, used wherever numerics meet networks (sources, paths, losses, samplers,
+//! projections, the data loader).
 //!
 //! This is the one place where the two worlds meet (besides the data loader): networks run in
 //! `f32`, numerics in `f64`, and values cross here.

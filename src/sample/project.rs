@@ -17,7 +17,7 @@ use ndarray::{Array4, ArrayView4, Axis, Ix4};
 use rayon::prelude::*;
 use thiserror::Error;
 
-use super::bridge::{to_array, to_tensor};
+use crate::bridge::{to_array, to_tensor};
 
 /// What can go wrong while projecting a batch.
 #[derive(Debug, Error)]

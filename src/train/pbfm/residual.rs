@@ -566,7 +566,7 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::constraint::{to_array, to_tensor};
+    use crate::bridge::{to_array, to_tensor};
     use fieldflow_pde::darcy::DarcyOperator;
     use fieldflow_pde::{Grid2d, operators};
     use ndarray::{Array4, ArrayD, Axis, s};
