@@ -63,8 +63,10 @@ impl FromStr for Boundary {
     }
 }
 
-/// Floating-point precision of the arrays on disk. Readers always return `f64`.
+/// Floating-point precision of the arrays on disk. Readers always return `f64`. Serde names:
+/// `f32`, `f64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum Dtype {
     /// IEEE single precision (`<f4`), half the size; the default.
     #[default]

@@ -85,11 +85,13 @@ pub fn integrate<S: TimeStepper + ?Sized>(
     Ok(steps)
 }
 
-/// Time-stepping scheme for [`NavierStokes2d`].
+/// Time-stepping scheme for [`NavierStokes2d`] (serde names: `fno`, `cn_rk3`, `cn_rk4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum Scheme {
     /// Crank–Nicolson for `L`, forward Euler for advection and forcing (FNO's generator).
     #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "fno"))]
     FnoEuler,
     /// Crank–Nicolson / Williamson low-storage RK3 (jax-cfd `crank_nicolson_rk3`).
     CnRk3,

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use fieldflow_datasets::generate::{GenerateError, Shard, generate, stack};
-use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
+use fieldflow_datasets::{FieldWriter, FileSpec, Grid, Metadata, WriterOptions};
 
 use super::progress;
 use crate::cli::{DatagenOpts, GlobalOpts};
-use crate::config::datagen::{DatagenConfig, DtypeName, PdeKind};
+use crate::config::datagen::{DatagenConfig, PdeKind};
 use crate::config::{self, ConfigError};
 
 /// Loads the config with the command-line overrides applied, fills in the PDE section's
@@ -58,10 +58,7 @@ pub fn run(opts: &DatagenOpts, global: &GlobalOpts) -> Result<()> {
     metadata.boundary = d.boundary;
     metadata.seed = Some(cfg.seed);
     metadata.config = effective;
-    let dtype = match cfg.output.dtype {
-        DtypeName::F32 => Dtype::F32,
-        DtypeName::F64 => Dtype::F64,
-    };
+    let dtype = cfg.output.dtype;
     let mut spec = FileSpec::new(metadata, Grid { x: d.x.clone(), y: d.y.clone() }, dtype);
     if !d.times.is_empty() {
         spec = spec.with_time(d.times.clone());

@@ -10,7 +10,6 @@ use fieldflow_datasets::{Dtype, FieldWriter, FileSpec, Grid, Metadata, WriterOpt
 
 use super::{BadInput, progress};
 use crate::cli::{DeviceName, GenerateOpts, GlobalOpts};
-use crate::config::datagen::DtypeName;
 use crate::config::generate::{self, GenerateConfig};
 use crate::config::{self, ConfigError};
 use crate::plot::generation_previews;
@@ -78,10 +77,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
 
     let mut metadata = Metadata::new(model.data.pde.clone(), &channels.iter().map(String::as_str).collect::<Vec<_>>());
     (metadata.lx, metadata.ly, metadata.seed, metadata.config) = (grid.lx(), grid.ly(), Some(cfg.seed), effective);
-    let dtype = match cfg.output.dtype {
-        DtypeName::F32 => Dtype::F32,
-        DtypeName::F64 => Dtype::F64,
-    };
+    let dtype = cfg.output.dtype;
     let spec = FileSpec::new(metadata, Grid::periodic(grid.nx(), grid.ny(), grid.lx(), grid.ly()), dtype);
     let options = WriterOptions { gzip: cfg.output.gzip, force: opts.force, ..WriterOptions::default() };
     super::create_output_dir(&cfg.output.path)?;

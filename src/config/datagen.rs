@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use fieldflow_datasets::Dtype;
 use fieldflow_datasets::generate::{
     CoefficientFamily, DarcyParams, Generator, KolmogorovGenerator, KolmogorovParams, Ns2dGenerator, Ns2dParams,
     NsOutput,
@@ -49,17 +50,6 @@ impl PdeKind {
     }
 }
 
-/// On-disk precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DtypeName {
-    /// Single precision (default).
-    #[default]
-    F32,
-    /// Double precision.
-    F64,
-}
-
 /// The `[output]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,54 +58,10 @@ pub struct OutputConfig {
     pub path: PathBuf,
     /// Precision on disk.
     #[serde(default)]
-    pub dtype: DtypeName,
+    pub dtype: Dtype,
     /// gzip level 0–9; absent for no compression.
     #[serde(default)]
     pub gzip: Option<u8>,
-}
-
-/// Time-stepping scheme names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeName {
-    /// FNO's Crank–Nicolson / forward Euler.
-    Fno,
-    /// Crank–Nicolson / RK3.
-    CnRk3,
-    /// Crank–Nicolson / RK4.
-    CnRk4,
-}
-
-impl From<SchemeName> for Scheme {
-    fn from(s: SchemeName) -> Self {
-        match s {
-            SchemeName::Fno => Scheme::FnoEuler,
-            SchemeName::CnRk3 => Scheme::CnRk3,
-            SchemeName::CnRk4 => Scheme::CnRk4,
-        }
-    }
-}
-
-/// Stored channels of flow data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputName {
-    /// Vorticity `w`.
-    Vorticity,
-    /// Velocity `(u, v)`.
-    Velocity,
-    /// `(w, u, v)`.
-    Both,
-}
-
-impl From<OutputName> for NsOutput {
-    fn from(o: OutputName) -> Self {
-        match o {
-            OutputName::Vorticity => NsOutput::Vorticity,
-            OutputName::Velocity => NsOutput::Velocity,
-            OutputName::Both => NsOutput::Both,
-        }
-    }
 }
 
 /// The `[ns2d]` section (defaults: FNO's `NavierStokes_V1e-3` setting).
@@ -133,7 +79,7 @@ pub struct Ns2dConfig {
     /// Target CFL number for adaptive steps (absent: fixed `dt`).
     pub cfl: Option<f64>,
     /// Scheme.
-    pub scheme: SchemeName,
+    pub scheme: Scheme,
     /// Amplitude of FNO's forcing (0 for none).
     pub forcing_amplitude: f64,
     /// Final time.
@@ -141,7 +87,7 @@ pub struct Ns2dConfig {
     /// Stored snapshots in `(0, t_final]` (0: only the final field).
     pub snapshots: usize,
     /// Stored channels.
-    pub output: OutputName,
+    pub output: NsOutput,
     /// GRF exponent of the initial vorticity.
     pub alpha: f64,
     /// GRF inverse length scale of the initial vorticity.
@@ -157,11 +103,11 @@ impl Default for Ns2dConfig {
             viscosity: p.viscosity,
             dt: p.dt,
             cfl: p.cfl,
-            scheme: SchemeName::Fno,
+            scheme: Scheme::FnoEuler,
             forcing_amplitude: 0.1,
             t_final: p.t_final,
             snapshots: p.snapshots,
-            output: OutputName::Vorticity,
+            output: NsOutput::Vorticity,
             alpha: p.initial.alpha,
             tau: p.initial.tau,
         }
@@ -189,7 +135,7 @@ pub struct KolmogorovConfig {
     /// Largest time step.
     pub dt_max: f64,
     /// Scheme.
-    pub scheme: SchemeName,
+    pub scheme: Scheme,
     /// Spin-up time.
     pub spin_up: f64,
     /// Snapshots recorded after spin-up.
@@ -199,7 +145,7 @@ pub struct KolmogorovConfig {
     /// RMS speed of the initial velocity.
     pub initial_rms: f64,
     /// Stored channels.
-    pub output: OutputName,
+    pub output: NsOutput,
 }
 
 impl Default for KolmogorovConfig {
@@ -214,12 +160,12 @@ impl Default for KolmogorovConfig {
             amplitude: p.flow.amplitude,
             cfl: p.flow.cfl,
             dt_max: p.flow.dt_max,
-            scheme: SchemeName::CnRk3,
+            scheme: Scheme::CnRk3,
             spin_up: p.spin_up,
             snapshots: p.snapshots,
             interval: p.interval,
             initial_rms: p.initial_rms,
-            output: OutputName::Velocity,
+            output: NsOutput::Velocity,
         }
     }
 }
@@ -422,11 +368,11 @@ impl DatagenConfig {
                     viscosity: c.viscosity,
                     dt: c.dt,
                     cfl: c.cfl,
-                    scheme: c.scheme.into(),
+                    scheme: c.scheme,
                     forcing,
                     t_final: c.t_final,
                     snapshots: c.snapshots,
-                    output: c.output.into(),
+                    output: c.output,
                     initial: GrfParams { alpha: c.alpha, tau: c.tau, ..GrfParams::default() },
                 })?)
             }
@@ -440,7 +386,7 @@ impl DatagenConfig {
                         viscosity: c.viscosity,
                         cfl: c.cfl,
                         dt_max: c.dt_max,
-                        scheme: c.scheme.into(),
+                        scheme: c.scheme,
                     },
                     solve_resolution: c.solve_resolution,
                     output_resolution: c.resolution,
@@ -448,7 +394,7 @@ impl DatagenConfig {
                     snapshots: c.snapshots,
                     interval: c.interval,
                     initial_rms: c.initial_rms,
-                    output: c.output.into(),
+                    output: c.output,
                 })?)
             }
             PdeKind::Darcy => {

@@ -32,9 +32,9 @@
 
 use std::path::PathBuf;
 
+use fieldflow_datasets::Dtype;
 use serde::{Deserialize, Serialize};
 
-use super::datagen::DtypeName;
 use super::{ConfigError, Source, out_of_range};
 use crate::sample::pcfm::Anchor;
 use crate::sample::{ConstraintSpec, DarcyProjection, Method, Observation, PdeConstraint, SamplerSpec, Solver};
@@ -265,14 +265,14 @@ pub struct GenOutputConfig {
     pub path: PathBuf,
     /// Precision on disk (f64 keeps a projected divergence at round-off).
     #[serde(default = "default_f64")]
-    pub dtype: DtypeName,
+    pub dtype: Dtype,
     /// gzip level 0–9; absent for no compression.
     #[serde(default)]
     pub gzip: Option<u8>,
 }
 
-fn default_f64() -> DtypeName {
-    DtypeName::F64
+fn default_f64() -> Dtype {
+    Dtype::F64
 }
 
 /// A `generate` job.

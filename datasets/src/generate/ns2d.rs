@@ -14,8 +14,9 @@ use ndarray::{Array3, Array4, ArrayView2, Axis, s};
 
 use super::{Boundary, Description, GenerateError, Generator, Sample, periodic_coords};
 
-/// Which fields a Navier–Stokes data set stores.
+/// Which fields a Navier–Stokes data set stores (serde names: `vorticity`, `velocity`, `both`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum NsOutput {
     /// Vorticity `w` only (FNO's data sets).
     #[default]
