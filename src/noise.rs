@@ -57,6 +57,8 @@
 //!
 //! the streamfunction-coordinate density shifted by the constant `−½ Σ_k ln |k|²`. Any
 //! divergent part, mean flow and Nyquist content of the input is ignored.
+//!
+//! Length: 477 lines of code, 278 of tests; kept together as one subject (the source measures, their samplers and exact log-densities).
 
 use std::f64::consts::PI;
 use std::ops::Range;

@@ -29,6 +29,8 @@
 //! `sampler.method`), `constraint.anchor` (→ `sampler.pcfm.anchor`), `constraint.mixing` (→
 //! `sampler.eci.mixing`), `constraint.darcy_forcing` and `constraint.darcy_projection` (→
 //! `constraint.darcy.forcing`, `constraint.darcy.projection`).
+//!
+//! Length: 548 lines of code, 104 of tests; kept together as one subject (the generate schema and the rewriting of its earlier spellings).
 
 use std::path::PathBuf;
 

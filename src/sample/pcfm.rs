@@ -35,6 +35,8 @@
 //!
 //! The helpers shared with ECI ([`super::eci`]) live here: the extrapolate-and-project step and
 //! the interpolation back towards `u₀`.
+//!
+//! Length: 378 lines of code, 268 of tests; kept together as one subject (PCFM and the helpers ECI shares, with their fixtures).
 
 use burn::tensor::{Device, Tensor};
 use fieldflow_pde::PdeError;

@@ -59,6 +59,8 @@
 //! ([`ResidualNorm`] selects either, see [`pbfm_residual_loss_with`]), and optionally unrolls
 //! `n` Euler steps from `t` to 1 to predict `x̂₁` (only the one-step prediction is implemented
 //! here). The caller must undo any data normalisation inside `residual_fn`.
+//!
+//! Length: 564 lines of code, 311 of tests; kept together as one subject (the three differentiable PDE residuals of PBFM).
 
 use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_pde::darcy::FaceAverage;
