@@ -143,3 +143,63 @@ fn unknown_pde_or_constraint_is_bad_input() {
         .code(2)
         .stderr(predicate::str::contains("coefficient channel a"));
 }
+
+/// The gate cannot be switched off: `--max-residual nan` (and a negative limit) is bad input,
+/// and a sample holding a NaN exceeds every limit, `inf` included (exit 3).
+#[test]
+fn max_residual_nan_is_refused_and_non_finite_samples_exceed_inf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("velocity.h5");
+    datagen("smoke-datagen.toml", &file, &["--set", "ns2d.output=\"velocity\""]);
+    for limit in ["nan", "NaN", "-1"] {
+        fieldflow()
+            .arg("check")
+            .arg(&file)
+            .arg(format!("--max-residual={limit}"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--max-residual"));
+    }
+    fieldflow().arg("check").arg(&file).args(["--max-residual", "inf"]).assert().success();
+    {
+        let h5 = hdf5::File::open_rw(&file).unwrap();
+        let ds = h5.dataset("fields").unwrap();
+        let mut data = ds.read::<f32, ndarray::Ix4>().unwrap();
+        data[[1, 0, 2, 3]] = f32::NAN;
+        ds.write(&data).unwrap();
+    }
+    fieldflow()
+        .arg("check")
+        .arg(&file)
+        .args(["--max-residual", "inf"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("exceeds --max-residual"));
+}
+
+/// `--force` replaces regular files only: a directory or symlink at the output path is refused,
+/// naming it, and left as it was (as root, `/dev/null` was once replaced by a regular file).
+#[test]
+fn force_never_replaces_a_directory_a_symlink_or_a_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("velocity.h5");
+    datagen("smoke-datagen.toml", &file, &["--set", "ns2d.output=\"velocity\""]);
+    let sub = dir.path().join("sub.h5");
+    std::fs::create_dir(&sub).unwrap();
+    let link = dir.path().join("link.h5");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for (target, what) in
+        [(sub.as_path(), "a directory"), (link.as_path(), "a symbolic link"), (Path::new("/dev/null"), "device")]
+    {
+        fieldflow()
+            .args(["import", "--force", "--format", "native"])
+            .arg(&file)
+            .arg("-o")
+            .arg(target)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(what).and(predicate::str::contains("regular files only")));
+    }
+    assert!(sub.is_dir() && std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(!Path::new("/dev/null.xdmf").exists());
+}

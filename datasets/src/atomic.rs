@@ -92,9 +92,23 @@ impl Drop for AtomicTarget {
     }
 }
 
+/// An existing target is refused without `force`; with it, only a regular file may be replaced
+/// (never a directory, symlink, device, FIFO or socket, which a rename would replace silently).
 fn check_overwrite(target: &Path, force: bool) -> Result<()> {
-    if !force && std::fs::symlink_metadata(target).is_ok() {
+    let Ok(meta) = std::fs::symlink_metadata(target) else { return Ok(()) };
+    if !force {
         return Err(DatasetError::Exists { path: target.to_path_buf() });
+    }
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_symlink() {
+            "a symbolic link"
+        } else {
+            "not a regular file (a device, FIFO or socket)"
+        };
+        return Err(DatasetError::invalid(target, format!("is {what}; --force replaces regular files only")));
     }
     Ok(())
 }
@@ -116,6 +130,27 @@ pub fn write_atomic(target: &Path, bytes: &[u8], force: bool) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn force_replaces_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file.h5");
+        std::fs::write(&file, b"old").unwrap();
+        write_atomic(&file, b"new", true).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        let sub = dir.path().join("sub.h5");
+        std::fs::create_dir(&sub).unwrap();
+        let link = dir.path().join("link.h5");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for (target, what) in [(&sub, "a directory"), (&link, "a symbolic link")] {
+            let err = write_atomic(target, b"x", true).unwrap_err().to_string();
+            assert!(err.contains(what) && err.contains("regular files only"), "{err}");
+        }
+        assert!(sub.is_dir() && std::fs::read(&link).unwrap() == b"new", "nothing was replaced");
+        let err = write_atomic(Path::new("/dev/null"), b"x", true).unwrap_err().to_string();
+        assert!(err.contains("device"), "{err}");
+        assert!(write_atomic(&file, b"x", false).unwrap_err().to_string().contains("exists"));
+    }
 
     #[test]
     fn temp_is_hidden_beside_target_and_removed_on_drop() {

@@ -42,6 +42,15 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
         ))
         .into());
     }
+    if let Some(limit) = opts.max_residual
+        && !(limit >= 0.0)
+    {
+        // NaN compares false with everything and would switch the gate off.
+        return Err(BadInput(format!(
+            "--max-residual {limit}: must be a number ≥ 0 (inf: only non-finite samples fail)"
+        ))
+        .into());
+    }
     let checker = Checker::new(source.as_ref(), opts.pde.as_deref(), opts.constraint.as_deref(), opts.forcing)?;
     let kind = checker.kind;
     let (forcing, forcing_source) = (checker.forcing, checker.forcing_source);
@@ -56,7 +65,9 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
     let relative = ErrorSummary::from_values(values.iter().map(|v| v.0).collect())?;
     let absolute = ErrorSummary::from_values(values.iter().map(|v| v.1).collect())?;
     let non_finite = values.iter().filter(|v| v.0.is_infinite()).count();
-    let exceeded = opts.max_residual.is_some_and(|limit| relative.max.is_nan() || relative.max > limit);
+    // Non-finite samples exceed every limit, `inf` included.
+    let exceeded =
+        opts.max_residual.is_some_and(|limit| non_finite > 0 || relative.max.is_nan() || relative.max > limit);
     let (measure, abs_measure) = kind.measures();
     let written = if opts.write {
         let record = CheckRecord::new(kind.name(), measure, relative.per_sample.clone());

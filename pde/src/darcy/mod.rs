@@ -39,7 +39,7 @@
 //! - [`FnoCoefficient`], [`PdebenchCoefficient`], [`Forcing`]: seeded coefficient and forcing
 //!   generators for datasets.
 //!
-//! Length: 444 lines of code, 194 of tests; kept together as one subject (the operator, its assembly and residuals: one subject).
+//! Length: 444 lines of code, 194 of tests; kept together as one subject (the operator, its assembly and residuals).
 
 mod coefficients;
 mod solve;
