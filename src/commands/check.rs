@@ -43,7 +43,7 @@ pub fn run(opts: &CheckOpts) -> Result<()> {
         .into());
     }
     if let Some(limit) = opts.max_residual
-        && !(limit >= 0.0)
+        && (limit.is_nan() || limit < 0.0)
     {
         // NaN compares false with everything and would switch the gate off.
         return Err(BadInput(format!(
