@@ -142,6 +142,7 @@ pub struct FnoGrad {
     omega: Vec<f32>,
     grid: Option<GridEncoding>,
     bases: Mutex<HashMap<(usize, usize), Arc<Basis>>>,
+    pool: pass::Pool,
 }
 
 impl FnoGrad {
@@ -177,7 +178,14 @@ impl FnoGrad {
         if got != dims.expected() {
             return Err(ModelError::shape("parameters", format!("{:?}", dims.expected()), &[got.len()]));
         }
-        Ok(Self { dims, slots: flat.slots, omega, grid, bases: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            dims,
+            slots: flat.slots,
+            omega,
+            grid,
+            bases: Mutex::new(HashMap::new()),
+            pool: pass::Pool::default(),
+        })
     }
 
     /// The layout of parameter and gradient buffers (burn's visiting order of the [`Fno`]).
@@ -261,17 +269,19 @@ impl FnoGrad {
         self.check(theta, batch)?;
         let (b, h, w) = batch.shape;
         let basis = self.basis(h, w)?;
-        let net = pass::Net::new(&self.dims, &self.slots, theta, &self.omega, &basis)?;
+        let net = pass::Net::new(&self.dims, &self.slots, theta, &self.omega, &basis, &self.pool)?;
         let n = shards.clamp(1, b);
         let scale = 2.0 / (b * self.dims.co * h * w) as f32;
-        (0..n)
+        let out: Result<Vec<ShardGrad>, ModelError> = (0..n)
             .into_par_iter()
             .map(|s| {
                 let range = (s * b / n)..((s + 1) * b / n);
                 net.shard(batch, range, pass::Head::Mse { scale }, false)
                     .map(|(loss_sum, grad, _)| ShardGrad { loss_sum, grad })
             })
-            .collect()
+            .collect();
+        net.recycle();
+        out
     }
 
     /// The loss `mean((v_θ − u)²)` and its gradient (summed over shards, one per rayon thread),
@@ -286,11 +296,12 @@ impl FnoGrad {
         let shards = self.shard_grads(theta, batch, rayon::current_num_threads())?;
         grad.fill(0.0);
         let mut loss = 0.0;
-        for s in &shards {
+        for s in shards {
             loss += s.loss_sum;
             for (g, v) in grad.iter_mut().zip(&s.grad) {
                 *g += v;
             }
+            self.pool.give(s.grad);
         }
         let (b, h, w) = batch.shape;
         Ok(loss / (b * self.dims.co * h * w) as f64)
@@ -305,7 +316,7 @@ impl FnoGrad {
         self.check(theta, batch)?;
         let (b, h, w) = batch.shape;
         let basis = self.basis(h, w)?;
-        let net = pass::Net::new(&self.dims, &self.slots, theta, &self.omega, &basis)?;
+        let net = pass::Net::new(&self.dims, &self.slots, theta, &self.omega, &basis, &self.pool)?;
         let n = rayon::current_num_threads().clamp(1, b);
         let parts: Vec<Vec<f32>> = (0..n)
             .into_par_iter()
@@ -314,6 +325,7 @@ impl FnoGrad {
                 net.shard(batch, range, pass::Head::Cotangent, true).map(|(_, _, dx)| dx)
             })
             .collect::<Result<_, _>>()?;
+        net.recycle();
         Ok(parts.concat())
     }
 }
