@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut1, ArrayViewMut2, Axis, s};
+use ndarray::{Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
 use super::super::fno_cpu::{erf, gelu_f32};
 use super::spectral::{self, Basis};
@@ -94,21 +94,42 @@ pub(super) struct Pool(Mutex<Vec<Vec<f32>>>);
 impl Pool {
     /// A zeroed buffer of `n` values (a returned one when one is large enough).
     pub(super) fn zeros(&self, n: usize) -> Vec<f32> {
+        let mut v = self.take(n);
+        v.clear();
+        v.resize(n, 0.0);
+        v
+    }
+
+    /// A buffer of `n` values with unspecified (stale, finite) contents, for arrays that are
+    /// overwritten entirely before they are read.
+    fn scratch(&self, n: usize) -> Vec<f32> {
+        let mut v = self.take(n);
+        if v.len() >= n {
+            v.truncate(n);
+        } else {
+            v.resize(n, 0.0);
+        }
+        v
+    }
+
+    fn take(&self, n: usize) -> Vec<f32> {
         let found = self.0.lock().ok().and_then(|mut free| {
             // Best fit: the smallest free buffer that holds `n` values.
             let (i, _) =
                 free.iter().enumerate().filter(|(_, b)| b.capacity() >= n).min_by_key(|(_, b)| b.capacity())?;
             Some(free.swap_remove(i))
         });
-        let mut v = found.unwrap_or_else(|| Vec::with_capacity(n));
-        v.clear();
-        v.resize(n, 0.0);
-        v
+        found.unwrap_or_else(|| Vec::with_capacity(n))
     }
 
-    fn zeros3(&self, shape: (usize, usize, usize)) -> Array3<f32> {
-        let v = self.zeros(shape.0 * shape.1 * shape.2);
+    fn scratch3(&self, shape: (usize, usize, usize)) -> Array3<f32> {
+        let v = self.scratch(shape.0 * shape.1 * shape.2);
         Array3::from_shape_vec(shape, v).unwrap_or_else(|_| Array3::zeros(shape))
+    }
+
+    fn scratch4(&self, shape: (usize, usize, usize, usize)) -> Array4<f32> {
+        let v = self.scratch(shape.0 * shape.1 * shape.2 * shape.3);
+        Array4::from_shape_vec(shape, v).unwrap_or_else(|_| Array4::zeros(shape))
     }
 
     fn zeros4(&self, shape: (usize, usize, usize, usize)) -> Array4<f32> {
@@ -158,18 +179,9 @@ impl<'a> Net<'a> {
             .map(|l| {
                 let src = &theta[slots[block_slot(l, 0)].range()];
                 // Burn's layout [2, Ci, Co, 2 m1, m2] → [2, K = (kx, r), Ci, Co].
-                let mut out = pool.zeros4((2, k, w, w));
-                for p in 0..2 {
-                    for i in 0..w {
-                        for o in 0..w {
-                            let base = ((p * w + i) * w + o) * r2 * m2;
-                            for r in 0..r2 {
-                                for kx in 0..m2 {
-                                    out[[p, kx * r2 + r, i, o]] = src[base + r * m2 + kx];
-                                }
-                            }
-                        }
-                    }
+                let mut out = pool.scratch4((2, k, w, w));
+                if let Some(dst) = out.as_slice_mut() {
+                    for_spectral_pairs(w, r2, m2, |e, b| dst[e] = src[b]);
                 }
                 out
             })
@@ -228,7 +240,7 @@ impl<'a> Net<'a> {
 
         // Lifting input [Bs, Cl, HW] and z0.
         let cl = d.cl();
-        let mut inp = pool.zeros3((bs, cl, hw));
+        let mut inp = pool.scratch3((bs, cl, hw));
         for i in 0..bs {
             let b = b0 + i;
             let xs = &batch.x[b * d.c * hw..(b + 1) * d.c * hw];
@@ -245,7 +257,7 @@ impl<'a> Net<'a> {
         let lift_w = self.mat(LIFT_W)?;
         let lift_b = self.vec(LIFT_B);
         let mut zs: Vec<Array3<f32>> = Vec::with_capacity(layers + 1);
-        let mut z0 = pool.zeros3((bs, width, hw));
+        let mut z0 = pool.scratch3((bs, width, hw));
         for i in 0..bs {
             let mut zi = z0.index_axis_mut(Axis(0), i);
             general_mat_mul(1.0, &lift_w, &inp.index_axis(Axis(0), i), 0.0, &mut zi);
@@ -262,7 +274,7 @@ impl<'a> Net<'a> {
         for l in 0..layers {
             let (pw, pb) = (self.mat(block_slot(l, 1))?, self.vec(block_slot(l, 2)));
             let z = &zs[l];
-            let mut v = pool.zeros3((bs, width, hw));
+            let mut v = pool.scratch3((bs, width, hw));
             for i in 0..bs {
                 let mut vi = v.index_axis_mut(Axis(0), i);
                 general_mat_mul(1.0, &pw, &z.index_axis(Axis(0), i), 0.0, &mut vi);
@@ -271,11 +283,11 @@ impl<'a> Net<'a> {
                     row.mapv_inplace(|x| x + add);
                 }
             }
-            let mut xm = pool.zeros4((d.k(), 2, bs, width));
+            let mut xm = pool.scratch4((d.k(), 2, bs, width));
             spectral::forward(self.basis, self.wt[l].view(), z.view(), v.view_mut(), &mut xm);
             let film = &films[l];
             let activate = l + 1 < layers;
-            let mut next = pool.zeros3((bs, width, hw));
+            let mut next = pool.scratch3((bs, width, hw));
             for i in 0..bs {
                 for c in 0..width {
                     let (g, bt) = (1.0 + film[[i, c]], film[[i, width + c]]);
@@ -301,7 +313,7 @@ impl<'a> Net<'a> {
         let (q2, q2b) = (self.mat(proj_slot(layers, 2))?, self.vec(proj_slot(layers, 3)));
         let (p, co) = (d.proj, d.co);
         let z_last = &zs[layers];
-        let mut dz = pool.zeros3((bs, width, hw));
+        let mut dz = pool.scratch3((bs, width, hw));
         let mut hid = Array2::<f32>::zeros((p, hw));
         let mut g = Array2::<f32>::zeros((p, hw));
         let mut out = Array2::<f32>::zeros((co, hw));
@@ -374,7 +386,7 @@ impl<'a> Net<'a> {
             }
             let pw = self.mat(block_slot(l, 1))?;
             let z = &zs[l];
-            let mut dz_prev = pool.zeros3((bs, width, hw));
+            let mut dz_prev = pool.scratch3((bs, width, hw));
             for i in 0..bs {
                 let dvi = dz.index_axis(Axis(0), i);
                 add_rowsum(&mut grad, &self.slots[block_slot(l, 2)], dvi);
@@ -464,14 +476,24 @@ fn add_to(grad: &mut [f32], slot: &Slot, v: ArrayView1<f32>) {
 fn scatter_spectral(grad: &mut [f32], slot: &Slot, dwt: &Array4<f32>, d: &Dims) {
     let (w, r2, m2) = (d.w, 2 * d.m1, d.m2);
     let g = &mut grad[slot.range()];
-    let dwt: ArrayView4<f32> = dwt.view();
+    if let Some(src) = dwt.as_slice() {
+        for_spectral_pairs(w, r2, m2, |e, b| g[b] += src[e]);
+    }
+}
+
+/// Pairs the entries of burn's `[2, Ci, Co, 2 m1, m2]` layout with those of the engine's
+/// `[2, K, Ci, Co]` (`K = (kx, r)`): calls `f(engine index, burn index)` blocked per
+/// `(re/im, i)`, so that both sides stay in cache.
+fn for_spectral_pairs(w: usize, r2: usize, m2: usize, mut f: impl FnMut(usize, usize)) {
+    let k = r2 * m2;
     for p in 0..2 {
         for i in 0..w {
-            for o in 0..w {
-                let base = ((p * w + i) * w + o) * r2 * m2;
+            for kx in 0..m2 {
                 for r in 0..r2 {
-                    for kx in 0..m2 {
-                        g[base + r * m2 + kx] += dwt[[p, kx * r2 + r, i, o]];
+                    let eng = ((p * k + kx * r2 + r) * w + i) * w;
+                    let brn = (p * w + i) * w * k + r * m2 + kx;
+                    for o in 0..w {
+                        f(eng + o, brn + o * k);
                     }
                 }
             }
