@@ -107,6 +107,11 @@ impl TimeEmbedding {
         self.extra_inputs
     }
 
+    /// The angular frequencies `ω_j` (for engines that evaluate the embedding themselves).
+    pub(crate) fn frequency_values(&self) -> Vec<f32> {
+        self.frequencies.clone().try_into_vec_as::<f32>().unwrap_or_default()
+    }
+
     /// The sinusoidal features `φ(t)`.
     ///
     /// # Shapes

@@ -114,7 +114,7 @@ fn to_f32(v: Vec<f64>) -> Vec<f32> {
 /// `erf(x)` in f32 by Eigen's rational approximation (odd degree 13 over even degree 8, clamped
 /// to `|x| ≤ 4`, beyond which `erf` is ±1 in f32).
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
@@ -131,7 +131,7 @@ fn erf(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gelu_f32(x: f32) -> f32 {
+pub(crate) fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 

@@ -23,15 +23,19 @@ use fieldflow_pde::rng::{SampleRng, substream};
 use rand::RngExt;
 
 pub mod embedding;
+pub mod flat;
 pub mod fno;
 pub mod fno_cpu;
+pub mod fno_train;
 pub mod leray;
 pub mod mlp;
 pub mod spectral_conv;
 
 pub use embedding::{TimeEmbedding, TimeEmbeddingConfig};
+pub use flat::{FlatParams, Slot};
 pub use fno::{Fno, FnoConfig, FourierBlock, GridEncoding};
 pub use fno_cpu::FnoCpu;
+pub use fno_train::{FnoGrad, GradBatch, ShardGrad};
 pub use leray::LerayLayer;
 pub use mlp::{Mlp, MlpConfig};
 pub use spectral_conv::{SpectralBasis, SpectralConv2d, SpectralConv2dConfig};

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::loss::Conditioning;
-use crate::model::{Fno, FnoConfig, Mlp, MlpConfig, ModelError};
+use crate::model::{Fno, FnoConfig, FnoGrad, Mlp, MlpConfig, ModelError};
 
 /// A velocity network that can be trained: built from a serialisable config, evaluated as
 /// `v_θ(x, t; c)`.
@@ -36,6 +36,12 @@ pub trait FlowModel<const D: usize>: Module + Sized {
     /// # Errors
     /// [`ModelError`] for wrong shapes or missing or unexpected conditioning.
     fn velocity(&self, x: Tensor<D>, t: Tensor<1>, cond: Option<&Conditioning>) -> Result<Tensor<D>, ModelError>;
+
+    /// The hand-written CPU training engine for this model, when it has one that covers it
+    /// ([`FnoGrad`]); `None` (the default): the trainer uses burn's autodiff.
+    fn cpu_engine(&self) -> Option<FnoGrad> {
+        None
+    }
 }
 
 impl FlowModel<4> for Fno {
@@ -52,6 +58,11 @@ impl FlowModel<4> for Fno {
     fn velocity(&self, x: Tensor<4>, t: Tensor<1>, cond: Option<&Conditioning>) -> Result<Tensor<4>, ModelError> {
         let (fields, params) = cond.map_or((None, None), |c| (c.fields.clone(), c.params.clone()));
         self.forward(x, t, fields, params)
+    }
+
+    /// The FNO engine, for networks without a Leray output layer.
+    fn cpu_engine(&self) -> Option<FnoGrad> {
+        FnoGrad::new(self).ok()
     }
 }
 

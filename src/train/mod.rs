@@ -60,6 +60,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod data;
 pub mod ema;
+pub mod engine;
 pub mod flow_model;
 pub mod log;
 pub mod loss;
@@ -87,6 +88,7 @@ pub use data::{
     normalized_dataset,
 };
 pub use ema::Ema;
+pub use engine::{EngineRun, FlatAdamW, TrainPath};
 pub use flow_model::FlowModel;
 pub use log::{CsvLog, LogRow, read_log};
 pub use loss::{CfmBatch, CfmLoss, Conditioning, GaussianNoise, NoiseSource, PathSpec, TimeSampling};

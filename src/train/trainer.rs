@@ -34,6 +34,7 @@ use super::checkpoint::{self, Checkpoint, CheckpointMeta, load_weights, write_ch
 use super::clip::clip_global_norm;
 use super::data::{Normalization, TensorDataset};
 use super::ema::Ema;
+use super::engine::{EngineRun, TrainPath};
 use super::flow_model::FlowModel;
 use super::log::{CsvLog, LogRow, progress_bar};
 use super::loss::{CfmBatch, CfmLoss, NoiseSource};
@@ -82,6 +83,7 @@ pub struct Trainer<const D: usize, M: FlowModel<D>> {
     normalization: Option<Normalization>,
     metadata: Option<serde_json::Value>,
     domain: Option<(f64, f64)>,
+    path: TrainPath,
 }
 
 impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
@@ -102,6 +104,7 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             normalization: None,
             metadata: None,
             domain: None,
+            path: TrainPath::Auto,
         })
     }
 
@@ -144,6 +147,13 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
         self
     }
 
+    /// Which path computes the steps (default [`TrainPath::Auto`]: the CPU engine where it
+    /// covers the run, see [`super::engine`]).
+    pub fn with_train_path(mut self, path: TrainPath) -> Self {
+        self.path = path;
+        self
+    }
+
     /// The training config.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -169,6 +179,7 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
         let loss_fn = cfg.cfm_loss()?;
         let pbfm = self.pbfm(train)?;
         let mut state = self.start()?;
+        let mut engine = self.engine_run(&state, pbfm.is_some())?;
         let val_batches = match validation {
             Some(v) => self.validation_batches(&loss_fn, v, noise)?,
             None => Vec::new(),
@@ -187,57 +198,87 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             let done = step + 1;
             let (x1, cond) = train.batch(&train.batch_indices(cfg.seed, step, cfg.batch_size));
             let batch = loss_fn.training_batch(cfg.seed, step, x1, cond, noise)?;
-            let loss = loss_fn.loss(&state.model, &batch)?;
-            let value = scalar("training loss", loss.clone())?;
             let last_checkpoint = state.last_checkpoint;
-            if !value.is_finite() {
-                bar.abandon();
-                return Err(TrainError::NonFinite { what: "training loss", step: done, value, last_checkpoint });
-            }
-            let (mut grads, residual) = match &pbfm {
-                None => (GradientsParams::from_grads(loss.backward(), &state.model), None),
-                Some(pbfm) => {
-                    let n = pbfm.config().unroll_steps_at(step, cfg.steps);
-                    // Burn keeps no graph after a backward pass: the CFM gradient is taken first,
-                    // then the residual loss is built (and differentiated) from a fresh forward pass.
-                    let (fm, loss) = match pbfm.config().combine {
-                        Combine::Config => (Some(GradientsParams::from_grads(loss.backward(), &state.model)), None),
-                        Combine::Sum => (None, Some(loss)),
-                    };
-                    let residual_loss = pbfm.loss(&state.model, &loss_fn, &batch, n)?;
-                    let r = scalar("residual loss", residual_loss.clone())?;
-                    if !r.is_finite() {
+            let (value, norm, residual) = match &mut engine {
+                Some(run) => {
+                    let (value, norm) = run.step(&loss_fn, &batch, lr, cfg.clip_norm)?;
+                    for (what, v) in [("training loss", value), ("gradient norm", norm)] {
+                        if !v.is_finite() {
+                            bar.abandon();
+                            return Err(TrainError::NonFinite { what, step: done, value: v, last_checkpoint });
+                        }
+                    }
+                    (value, norm, None)
+                }
+                None => {
+                    let loss = loss_fn.loss(&state.model, &batch)?;
+                    let value = scalar("training loss", loss.clone())?;
+                    if !value.is_finite() {
                         bar.abandon();
                         return Err(TrainError::NonFinite {
-                            what: "residual loss",
+                            what: "training loss",
                             step: done,
-                            value: r,
+                            value,
                             last_checkpoint,
                         });
                     }
-                    let grads = match (fm, loss) {
-                        (Some(fm), _) => {
-                            let g_r = GradientsParams::from_grads(residual_loss.backward(), &state.model);
-                            Pbfm::combine(&state.model, fm, g_r)?.0
+                    let (mut grads, residual) = match &pbfm {
+                        None => (GradientsParams::from_grads(loss.backward(), &state.model), None),
+                        Some(pbfm) => {
+                            let n = pbfm.config().unroll_steps_at(step, cfg.steps);
+                            // Burn keeps no graph after a backward pass: the CFM gradient is taken first,
+                            // then the residual loss is built (and differentiated) from a fresh forward pass.
+                            let (fm, loss) = match pbfm.config().combine {
+                                Combine::Config => {
+                                    (Some(GradientsParams::from_grads(loss.backward(), &state.model)), None)
+                                }
+                                Combine::Sum => (None, Some(loss)),
+                            };
+                            let residual_loss = pbfm.loss(&state.model, &loss_fn, &batch, n)?;
+                            let r = scalar("residual loss", residual_loss.clone())?;
+                            if !r.is_finite() {
+                                bar.abandon();
+                                return Err(TrainError::NonFinite {
+                                    what: "residual loss",
+                                    step: done,
+                                    value: r,
+                                    last_checkpoint,
+                                });
+                            }
+                            let grads = match (fm, loss) {
+                                (Some(fm), _) => {
+                                    let g_r = GradientsParams::from_grads(residual_loss.backward(), &state.model);
+                                    Pbfm::combine(&state.model, fm, g_r)?.0
+                                }
+                                (None, Some(loss)) => {
+                                    let w = pbfm.config().residual_weight.unwrap_or(1.0);
+                                    GradientsParams::from_grads(
+                                        (loss + residual_loss.mul_scalar(w)).backward(),
+                                        &state.model,
+                                    )
+                                }
+                                (None, None) => GradientsParams::new(),
+                            };
+                            (grads, Some(r))
                         }
-                        (None, Some(loss)) => {
-                            let w = pbfm.config().residual_weight.unwrap_or(1.0);
-                            GradientsParams::from_grads((loss + residual_loss.mul_scalar(w)).backward(), &state.model)
-                        }
-                        (None, None) => GradientsParams::new(),
                     };
-                    (grads, Some(r))
+                    let norm = clip_global_norm(&state.model, &mut grads, cfg.clip_norm)?;
+                    if !norm.is_finite() {
+                        bar.abandon();
+                        return Err(TrainError::NonFinite {
+                            what: "gradient norm",
+                            step: done,
+                            value: norm,
+                            last_checkpoint,
+                        });
+                    }
+                    state.model = state.optimizer.step(lr, state.model, grads);
+                    if let Some(ema) = &mut state.ema {
+                        ema.update(&state.model)?;
+                    }
+                    (value, norm, residual)
                 }
             };
-            let norm = clip_global_norm(&state.model, &mut grads, cfg.clip_norm)?;
-            if !norm.is_finite() {
-                bar.abandon();
-                return Err(TrainError::NonFinite { what: "gradient norm", step: done, value: norm, last_checkpoint });
-            }
-            state.model = state.optimizer.step(lr, state.model, grads);
-            if let Some(ema) = &mut state.ema {
-                ema.update(&state.model)?;
-            }
             losses.push(value);
             (window_loss, window_norm, window) = (window_loss + value, window_norm + norm, window + 1);
             bar.inc(1);
@@ -252,6 +293,10 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
 
             let last = done == cfg.steps;
             let validate = !val_batches.is_empty() && (last || every(done, cfg.validate_every));
+            let checkpoint_due = self.run_dir.is_some() && (last || every(done, cfg.checkpoint_every));
+            if validate || checkpoint_due {
+                sync_state(engine.as_ref(), &mut state)?;
+            }
             let (val, ema_val) = if validate {
                 let val = evaluate(&loss_fn, &state.model.valid(), &val_batches)?;
                 let ema_val = state.ema.as_ref().map(|e| evaluate(&loss_fn, e.model(), &val_batches)).transpose()?;
@@ -276,21 +321,29 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
                 window_residual = 0.0;
             }
             if let Some(dir) = &self.run_dir
-                && (last || every(done, cfg.checkpoint_every))
+                && checkpoint_due
             {
                 if let Some(value) = first_non_finite(&state.model) {
                     bar.abandon();
                     return Err(TrainError::NonFinite { what: "model weights", step: done, value, last_checkpoint });
                 }
                 let meta = self.meta(done, state.elapsed + started.elapsed().as_secs_f64(), &state, value, last_val)?;
-                let path =
-                    write_checkpoint(dir, &meta, &state.model, state.ema.as_ref().map(Ema::model), &state.optimizer)?;
+                let bridged;
+                let optimizer = match &engine {
+                    Some(run) => {
+                        bridged = run.optimizer(&state.model)?;
+                        &bridged
+                    }
+                    None => &state.optimizer,
+                };
+                let path = write_checkpoint(dir, &meta, &state.model, state.ema.as_ref().map(Ema::model), optimizer)?;
                 checkpoint::prune(dir, cfg.keep_checkpoints)?;
                 state.last_checkpoint = Some(done);
                 state.checkpoint = Some(path);
             }
         }
         bar.finish_and_clear();
+        sync_state(engine.as_ref(), &mut state)?;
         Ok(TrainOutcome {
             model: state.model.valid(),
             ema: state.ema.map(Ema::into_model),
@@ -301,6 +354,18 @@ impl<const D: usize, M: FlowModel<D>> Trainer<D, M> {
             log: state.log.rows().to_vec(),
             checkpoint: state.checkpoint,
         })
+    }
+
+    /// The CPU engine state for this run, when [`TrainPath::Auto`] and the engine covers it:
+    /// the model has one ([`FlowModel::cpu_engine`]), no PBFM, and the device is the flex CPU.
+    fn engine_run(&self, state: &RunState<D, M>, pbfm: bool) -> Result<Option<EngineRun>, TrainError> {
+        if self.path == TrainPath::Burn || pbfm || self.device != Device::flex() {
+            return Ok(None);
+        }
+        let Some(engine) = state.model.cpu_engine() else {
+            return Ok(None);
+        };
+        EngineRun::new(engine, &state.model, &state.optimizer, self.config.optimizer, state.ema.as_ref()).map(Some)
     }
 
     /// The PBFM objective of `config.pbfm` for the fields of `train`, in the units of the
@@ -460,6 +525,20 @@ struct RunState<const D: usize, M: FlowModel<D>> {
     checkpoint: Option<PathBuf>,
 }
 
+/// Brings the burn model and EMA up to date with the engine's weights (no-op on burn's path).
+fn sync_state<const D: usize, M: FlowModel<D>>(
+    engine: Option<&EngineRun>,
+    state: &mut RunState<D, M>,
+) -> Result<(), TrainError> {
+    if let Some(run) = engine {
+        state.model = run.sync_model(state.model.clone())?;
+        if let Some(ema) = state.ema.take() {
+            state.ema = Some(run.sync_ema(ema)?);
+        }
+    }
+    Ok(())
+}
+
 fn every(step: u64, period: u64) -> bool {
     period > 0 && step.is_multiple_of(period)
 }
@@ -512,6 +591,7 @@ mod tests {
     use crate::noise::SourceMeasure;
     use crate::train::checkpoint::{list_checkpoints, load_checkpoint_model};
     use crate::train::data::{ChannelStats, eight_gaussians, normalized_dataset};
+    use crate::train::engine::TrainPath;
     use crate::train::loss::{Conditioning, GaussianNoise, PathSpec};
     use crate::train::schedule::{LrDecay, LrSchedule};
     use crate::train::{Normalization, read_log};
@@ -637,6 +717,65 @@ mod tests {
         let again = trainer(12, dirs.1.path()).fit(&train, Some(&val), &noise).unwrap();
         assert!(again.losses.is_empty());
         assert_eq!(params(&again.model), params(&full.model));
+    }
+
+    fn fno_trainer(steps: u64, path: TrainPath, norm: &Normalization) -> Trainer<4, Fno> {
+        Trainer::<4, Fno>::new(fno_config(steps), tiny_fno(), &Device::default())
+            .unwrap()
+            .with_quiet(true)
+            .with_normalization(norm.clone())
+            .with_train_path(path)
+    }
+
+    fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs()).fold(0.0, f64::max)
+    }
+
+    /// The CPU engine (the default path on the CPU) takes the steps burn's autodiff takes: 20
+    /// training losses (and the validation losses) agree step by step within 1e-4 relative, and
+    /// the engine's checkpoints load as burn `Fno`s with the engine's weights bit for bit.
+    #[test]
+    fn engine_losses_match_burn_autodiff_step_by_step() {
+        let (train, val, norm, noise) = gp_fields();
+        let dir = tempfile::tempdir().unwrap();
+        let burn = fno_trainer(20, TrainPath::Burn, &norm).fit(&train, Some(&val), &noise).unwrap();
+        let engine =
+            fno_trainer(20, TrainPath::Auto, &norm).with_run_dir(dir.path()).fit(&train, Some(&val), &noise).unwrap();
+        assert_eq!(engine.losses.len(), 20);
+        let worst = max_rel(&engine.losses, &burn.losses);
+        println!("engine vs burn: worst relative loss difference over 20 steps {worst:.2e}");
+        println!("losses engine {:?}\nlosses burn   {:?}", engine.losses, burn.losses);
+        assert!(worst <= 1e-4, "worst relative loss difference {worst:e}");
+        // Different arithmetic (not burn's path run twice).
+        assert_ne!(engine.losses, burn.losses);
+        let vals = |o: &TrainOutcome<Fno>| o.log.iter().filter_map(|r| r.val_loss).collect::<Vec<f64>>();
+        assert_eq!(vals(&engine).len(), 1);
+        assert!(max_rel(&vals(&engine), &vals(&burn)) <= 1e-4);
+        let (pe, pb) = (params(&engine.model), params(&burn.model));
+        let dw = pe.iter().zip(&pb).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
+            / pb.iter().map(|b| b * b).sum::<f32>().sqrt();
+        println!("relative weight difference after 20 steps {dw:.2e}");
+        assert!(dw < 1e-4, "weights differ by {dw:e}");
+        let ck = dir.path().join("checkpoints/step-00000020");
+        let (model, _) = load_checkpoint_model::<4, Fno>(&ck, false, &Device::default()).unwrap();
+        assert_eq!(params(&model), pe);
+        let (ema, _) = load_checkpoint_model::<4, Fno>(&ck, true, &Device::default()).unwrap();
+        assert_eq!(params(&ema), params(engine.ema.as_ref().unwrap()));
+    }
+
+    /// A checkpoint written by burn's path resumes on the engine (optimiser moments through
+    /// burn's record) and continues like the uninterrupted burn run.
+    #[test]
+    fn a_burn_checkpoint_resumes_on_the_engine() {
+        let (train, val, norm, noise) = gp_fields();
+        let dir = tempfile::tempdir().unwrap();
+        let full = fno_trainer(12, TrainPath::Burn, &norm).fit(&train, Some(&val), &noise).unwrap();
+        fno_trainer(6, TrainPath::Burn, &norm).with_run_dir(dir.path()).fit(&train, Some(&val), &noise).unwrap();
+        let resumed =
+            fno_trainer(12, TrainPath::Auto, &norm).with_run_dir(dir.path()).fit(&train, Some(&val), &noise).unwrap();
+        assert_eq!(resumed.resumed_from, Some(6));
+        let worst = max_rel(&resumed.losses, &full.losses[6..]);
+        assert!(worst <= 1e-4, "worst relative loss difference {worst:e}");
     }
 
     /// (c): a PBFM run (ConFIG, two unrolled steps) resumed from a checkpoint reproduces the
