@@ -158,8 +158,12 @@ pub(crate) fn render(l: &XdmfLayout) -> String {
         count[rank - 2] = l.ny;
         count[rank - 1] = l.nx;
         let _ = writeln!(x, r#"{indent}<Attribute Name="{}" AttributeType="Scalar" Center="Node">"#, escape(name));
+        // The slab's own Dimensions are those of its result, `ny nx`, matching the 2D topology:
+        // VTK's XDMF reader (ParaView's) drops an attribute whose dimensionality differs from the
+        // topology's ("data_dimensionality and topology dimensionality mismatch"), so declaring
+        // the full-rank count `1 … 1 ny nx` here made every array vanish.
         let _ =
-            writeln!(x, r#"{indent}  <DataItem ItemType="HyperSlab" Type="HyperSlab" Dimensions="{}">"#, join(&count));
+            writeln!(x, r#"{indent}  <DataItem ItemType="HyperSlab" Type="HyperSlab" Dimensions="{} {}">"#, l.ny, l.nx);
         let _ = writeln!(
             x,
             r#"{indent}    <DataItem Dimensions="3 {rank}" NumberType="UInt" Format="XML">{} {} {}</DataItem>"#,
