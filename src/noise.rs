@@ -64,7 +64,9 @@ use std::f64::consts::PI;
 use std::ops::Range;
 
 use burn::tensor::{Device, Tensor};
-use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler, VelocityScale};
+use std::sync::Arc;
+
+use fieldflow_pde::random::{Covariance, FittedSpectrum, GrfParams, GrfSampler, VelocityScale};
 use fieldflow_pde::rng::{SampleRng, substream};
 use fieldflow_pde::{Complex64, Grid2d, PdeError};
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, Axis, s};
@@ -102,6 +104,9 @@ pub enum NoiseError {
         /// The shape that was passed.
         got: Vec<usize>,
     },
+    /// A fitted source measure without its fitted spectrum (a checkpoint written without it).
+    #[error("the fitted source measure has no fitted spectrum (train the model again to fit it)")]
+    Unfitted,
     /// The sample index range is empty-reversed or too large.
     #[error("invalid sample `indices` {start}..{end}: {reason}")]
     Indices {
@@ -115,7 +120,7 @@ pub enum NoiseError {
 }
 
 /// The distribution of the flow's starting point `x0`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum SourceMeasure {
     /// Independent standard normal grid values.
     #[default]
@@ -124,6 +129,12 @@ pub enum SourceMeasure {
     GaussianProcess(Covariance),
     /// Divergence-free velocities `(u, v)` of a Gaussian streamfunction; two channels.
     DivergenceFreeGp(Covariance),
+    /// Independent stationary Gaussian fields per channel with mode variances fitted to the
+    /// training data ([`FittedSpectrum::fit_fields`]): the source has the data's spectrum.
+    Fitted(Arc<FittedSpectrum>),
+    /// Divergence-free velocities of a Gaussian streamfunction whose mode variances are fitted
+    /// to the training velocities ([`FittedSpectrum::fit_streamfunction`]); two channels.
+    DivergenceFreeFitted(Arc<FittedSpectrum>),
 }
 
 impl SourceMeasure {
@@ -133,6 +144,8 @@ impl SourceMeasure {
             Self::White => "white",
             Self::GaussianProcess(_) => "gaussian-process",
             Self::DivergenceFreeGp(_) => "divergence-free-gp",
+            Self::Fitted(_) => "fitted",
+            Self::DivergenceFreeFitted(_) => "divergence-free-fitted",
         }
     }
 
@@ -149,7 +162,10 @@ impl SourceMeasure {
             Self::White if channels == 0 => return Err(bad("must be at least 1")),
             Self::White => (None, None),
             Self::GaussianProcess(_) if channels == 0 => return Err(bad("must be at least 1")),
-            Self::DivergenceFreeGp(_) if channels != 2 => return Err(bad("must be 2 (the velocity components u, v)")),
+            Self::DivergenceFreeGp(_) | Self::DivergenceFreeFitted(_) if channels != 2 => {
+                return Err(bad("must be 2 (the velocity components u, v)"));
+            }
+            Self::Fitted(_) if channels == 0 => return Err(bad("must be at least 1")),
             Self::GaussianProcess(cov) => {
                 let grf = GrfSampler::new(grid, cov)?;
                 let density = SpectralDensity::field(grid, grf.mode_variances());
@@ -160,8 +176,18 @@ impl SourceMeasure {
                 let density = SpectralDensity::velocity(grid, grf.mode_variances());
                 (Some(grf), Some(density))
             }
+            Self::Fitted(fit) => {
+                let grf = GrfSampler::from_variances(grid, fit.mode_variances(grid)?)?;
+                let density = SpectralDensity::field(grid, grf.mode_variances());
+                (Some(grf), Some(density))
+            }
+            Self::DivergenceFreeFitted(fit) => {
+                let grf = GrfSampler::from_variances(grid, fit.mode_variances(grid)?)?;
+                let density = SpectralDensity::velocity(grid, grf.mode_variances());
+                (Some(grf), Some(density))
+            }
         };
-        Ok(SourceSampler { measure: *self, grid: grid.clone(), channels, grf, density })
+        Ok(SourceSampler { measure: self.clone(), grid: grid.clone(), channels, grf, density })
     }
 
     /// Samples `indices` as a tensor `[n, channels, ny, nx]`; sample `i` comes from the streams
@@ -249,7 +275,7 @@ impl SourceSampler {
         let n = batch_len(&indices)?;
         let (ny, nx) = self.grid.shape();
         let grf = match (&self.measure, &self.grf) {
-            (SourceMeasure::DivergenceFreeGp(_), Some(grf)) => {
+            (SourceMeasure::DivergenceFreeGp(_) | SourceMeasure::DivergenceFreeFitted(_), Some(grf)) => {
                 return Ok(grf.sample_velocity_batch(VelocityScale::Unscaled, seed, indices)?);
             }
             (_, grf) => grf,
@@ -397,6 +423,17 @@ pub enum NoiseKind {
     Gp,
     /// Divergence-free velocities of a Gaussian streamfunction (two channels).
     DivergenceFreeGp,
+    /// Gaussian fields per channel with the training data's variance per Fourier mode.
+    Fitted,
+    /// Divergence-free velocities with the training velocities' energy per Fourier mode.
+    DivergenceFreeFitted,
+}
+
+impl NoiseKind {
+    /// Whether the measure is fitted to the training data.
+    pub fn is_fitted(self) -> bool {
+        matches!(self, Self::Fitted | Self::DivergenceFreeFitted)
+    }
 }
 
 /// A source measure by name and parameters: the `[noise]` section of a training config, and
@@ -404,9 +441,9 @@ pub enum NoiseKind {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NoiseConfig {
-    /// white | gp | divergence_free_gp.
+    /// white | gp | divergence_free_gp | fitted | divergence_free_fitted.
     pub kind: NoiseKind,
-    /// GRF smoothness `α`.
+    /// GRF smoothness `α` (the GP kinds).
     pub alpha: f64,
     /// GRF inverse length scale `τ`.
     pub tau: f64,
@@ -421,14 +458,35 @@ impl Default for NoiseConfig {
 }
 
 impl NoiseConfig {
-    /// The source measure.
-    pub fn measure(&self) -> SourceMeasure {
+    /// The source measure; the fitted kinds take the spectrum [`NoiseConfig::fit`] made.
+    ///
+    /// # Errors
+    /// [`NoiseError::Unfitted`] for a fitted kind without `fitted`.
+    pub fn measure(&self, fitted: Option<&FittedSpectrum>) -> Result<SourceMeasure, NoiseError> {
         let cov = Covariance::Fno(GrfParams { alpha: self.alpha, tau: self.tau, sigma: self.sigma, mean_zero: true });
-        match self.kind {
+        let fit = || fitted.cloned().map(Arc::new).ok_or(NoiseError::Unfitted);
+        Ok(match self.kind {
             NoiseKind::White => SourceMeasure::White,
             NoiseKind::Gp => SourceMeasure::GaussianProcess(cov),
             NoiseKind::DivergenceFreeGp => SourceMeasure::DivergenceFreeGp(cov),
-        }
+            NoiseKind::Fitted => SourceMeasure::Fitted(fit()?),
+            NoiseKind::DivergenceFreeFitted => SourceMeasure::DivergenceFreeFitted(fit()?),
+        })
+    }
+
+    /// For a fitted kind, the spectrum of the (standardised) training fields `train`
+    /// (`[n, channels, ny, nx]` on `grid`): per channel ([`FittedSpectrum::fit_fields`]) or of the
+    /// velocity's streamfunction ([`FittedSpectrum::fit_streamfunction`]); `None` for the others.
+    ///
+    /// # Errors
+    /// [`NoiseError::Pde`] if `train` is empty or not on `grid` (or has other than two channels
+    /// for the divergence-free kind).
+    pub fn fit(&self, grid: &Grid2d, train: ArrayView4<f64>) -> Result<Option<FittedSpectrum>, NoiseError> {
+        Ok(match self.kind {
+            NoiseKind::Fitted => Some(FittedSpectrum::fit_fields(grid, train)?),
+            NoiseKind::DivergenceFreeFitted => Some(FittedSpectrum::fit_streamfunction(grid, train)?),
+            _ => None,
+        })
     }
 }
 
@@ -671,7 +729,7 @@ mod tests {
     fn samples_are_reproducible_per_seed_index_and_channel() {
         let grid = Grid2d::square(8, 1.0).unwrap();
         let gp = SourceMeasure::GaussianProcess(Covariance::default());
-        for measure in [SourceMeasure::White, gp] {
+        for measure in [SourceMeasure::White, gp.clone()] {
             let batch = measure.sample_array(&grid, 3, 9, 4..8).unwrap();
             let single = measure.sample_array(&grid, 3, 9, 6..7).unwrap();
             assert_eq!(batch.index_axis(Axis(0), 2), single.index_axis(Axis(0), 0));

@@ -16,13 +16,17 @@ fn schema(name: &str) -> Option<&'static str> {
         | "ns2d-velocity.toml"
         | "ns2d-divfree-data.toml"
         | "kolmogorov.toml"
+        | "kolmogorov-data.toml"
+        | "kolmogorov-reference.toml"
         | "darcy.toml"
         | "darcy-pair.toml"
         | "smoke-darcy-pair.toml"
         | "smoke-datagen.toml" => Some("datagen"),
-        "smoke-train.toml" | "smoke-train-pbfm.toml" | "ns2d-divfree-train.toml" | "darcy-pair-train.toml" => {
-            Some("train")
-        }
+        "smoke-train.toml"
+        | "smoke-train-pbfm.toml"
+        | "ns2d-divfree-train.toml"
+        | "darcy-pair-train.toml"
+        | "kolmogorov-train.toml" => Some("train"),
         "smoke-generate.toml" | "ns2d-divfree.toml" | "darcy-generate.toml" => Some("generate"),
         _ => None,
     }

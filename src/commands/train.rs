@@ -124,16 +124,27 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
             .and_then(|ck| ck.meta.normalization),
         _ => None,
     };
-    let options =
-        FieldDataOptions { shared_scale, normalization: resumed_normalization, ..FieldDataOptions::default() };
+    let snapshots = cfg.data.snapshots;
+    let options = FieldDataOptions {
+        shared_scale,
+        normalization: resumed_normalization,
+        snapshots,
+        ..FieldDataOptions::default()
+    };
     let (train, normalization) = load_field_dataset(&reader, 0..n_train, &options, &device).map_err(classify)?;
     let validation = if n_train < n {
-        let options = FieldDataOptions { normalization: Some(normalization.clone()), ..FieldDataOptions::default() };
+        let options =
+            FieldDataOptions { normalization: Some(normalization.clone()), snapshots, ..FieldDataOptions::default() };
         Some(load_field_dataset(&reader, n_train..n, &options, &device).map_err(classify)?.0)
     } else {
         None
     };
-    let noise = cfg.noise.measure().sampler(&grid, channels).map_err(|e| BadInput(format!("[noise]: {e}")))?;
+    let source_spectrum = crate::train::fit_source(&cfg.noise, &grid, &train).map_err(classify)?;
+    let noise = cfg
+        .noise
+        .measure(source_spectrum.as_ref())
+        .and_then(|m| m.sampler(&grid, channels))
+        .map_err(|e| BadInput(format!("[noise]: {e}")))?;
     let m = &cfg.model;
     let fno = FnoConfig::new(channels, channels)
         .with_width(m.width)
@@ -152,6 +163,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         nx,
         ny,
         noise: cfg.noise,
+        source_spectrum,
         config: effective,
     };
     if opts.force {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Source, out_of_range};
-use crate::train::TrainConfig;
+use crate::train::{Snapshots, TrainConfig};
 
 /// The `[data]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,11 @@ pub struct DataConfig {
     /// Fraction of the samples used for training (the first ones); the rest validate.
     #[serde(default = "default_train_fraction")]
     pub train_fraction: f64,
+    /// Which stored fields of each sample train: `last` (`/fields`) or `all` (every snapshot of
+    /// `/trajectories`; the split into training and validation is still by sample, so no
+    /// trajectory is in both).
+    #[serde(default)]
+    pub snapshots: Snapshots,
 }
 
 fn default_train_fraction() -> f64 {

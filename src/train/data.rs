@@ -29,9 +29,12 @@ use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+use fieldflow_pde::random::FittedSpectrum;
+
 use super::loss::Conditioning;
 use super::{TrainError, write_atomic};
 use crate::bridge::to_tensor;
+use crate::noise::NoiseConfig;
 pub use crate::normalize::ChannelStats;
 
 /// Purpose tag of the epoch permutations (`substream(seed, epoch, SHUFFLE)`).
@@ -77,6 +80,26 @@ impl Normalization {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| TrainError::checkpoint(path, e.to_string()))
     }
+}
+
+/// The spectrum of a fitted source measure ([`NoiseConfig::fit`]) on the standardised training
+/// fields of `train` (`[n, channels, ny, nx]` on `grid`); `None` for the other measures.
+///
+/// # Errors
+/// [`TrainError::Noise`] if the fields do not suit the measure; [`TrainError::Readback`] if the
+/// fields cannot be read back from their device.
+pub fn fit_source(
+    noise: &NoiseConfig,
+    grid: &fieldflow_pde::Grid2d,
+    train: &TensorDataset<4>,
+) -> Result<Option<FittedSpectrum>, TrainError> {
+    if !noise.kind.is_fitted() {
+        return Ok(None);
+    }
+    let x = crate::bridge::to_array(train.x().clone())
+        .and_then(|a| a.into_dimensionality::<ndarray::Ix4>().map_err(|e| e.to_string()))
+        .map_err(|reason| TrainError::Readback { what: "the training fields", reason })?;
+    Ok(noise.fit(grid, x.view())?)
 }
 
 /// Scans `a` for a NaN or infinite value; reports the first one with its sample (offset by
@@ -260,9 +283,23 @@ fn tensor_finite<const D: usize>(x: &Tensor<D>, what: &'static str) -> Result<()
     }
 }
 
+/// Which stored fields of a sample are training fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Snapshots {
+    /// The sample's field (`/fields`; for trajectory data the last snapshot).
+    #[default]
+    Last,
+    /// Every snapshot of every trajectory (`/trajectories`), each as its own field, in the
+    /// order sample-major, time-minor.
+    All,
+}
+
 /// What [`load_field_dataset`] loads.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FieldDataOptions {
+    /// Which stored fields of each sample to load.
+    pub snapshots: Snapshots,
     /// Load the file's `/coefficients` as conditioning fields.
     pub coefficients: bool,
     /// Use this normalisation (e.g. the training set's for a validation set) instead of the
@@ -290,8 +327,30 @@ pub fn load_field_dataset(
 ) -> Result<(TensorDataset<4>, Normalization), TrainError> {
     let first = range.start;
     let path = reader.path().display().to_string();
-    let mut fields = reader.read_range(range.clone())?;
-    check_finite(fields.view(), &format!("/fields of {path}"), first)?;
+    let (mut fields, dataset) = match options.snapshots {
+        Snapshots::Last => (reader.read_range(range.clone())?, "/fields"),
+        Snapshots::All => {
+            if reader.trajectories_dtype().is_none() {
+                return Err(TrainError::Config {
+                    key: "data.snapshots",
+                    reason: format!("= \"all\" needs trajectories, and {path} has no /trajectories"),
+                });
+            }
+            if options.coefficients {
+                return Err(TrainError::Config {
+                    key: "data.snapshots",
+                    reason: "= \"all\" cannot be combined with conditioning on coefficients".into(),
+                });
+            }
+            let t = reader.read_trajectories_range(range.clone())?;
+            let (n, steps, c, ny, nx) = t.dim();
+            let flat = t
+                .into_shape_with_order((n * steps, c, ny, nx))
+                .map_err(|e| TrainError::Readback { what: "the trajectories", reason: e.to_string() })?;
+            (flat, "/trajectories")
+        }
+    };
+    check_finite(fields.view(), &format!("{dataset} of {path}"), first)?;
     let mut coefficients = match options.coefficients {
         true => {
             let c = reader.read_coefficients_range(range)?;
@@ -303,9 +362,12 @@ pub fn load_field_dataset(
     let normalization = match &options.normalization {
         Some(n) => n.clone(),
         None => Normalization {
-            fields: reader
-                .fields_stats()
-                .map_or_else(|| ChannelStats::compute(fields.view()), ChannelStats::from_stats),
+            fields: match options.snapshots {
+                Snapshots::Last => {
+                    reader.fields_stats().map_or_else(|| ChannelStats::compute(fields.view()), ChannelStats::from_stats)
+                }
+                Snapshots::All => ChannelStats::compute(fields.view()),
+            },
             coefficients: coefficients.as_ref().map(|c| {
                 reader.coefficients_stats().map_or_else(|| ChannelStats::compute(c.view()), ChannelStats::from_stats)
             }),
@@ -489,6 +551,51 @@ mod tests {
         assert_eq!(Normalization::load(&saved).unwrap(), norm);
         // Errors name what is wrong.
         assert!(matches!(load_field_dataset(&reader, 4..9, &options, &device), Err(TrainError::Dataset(_))));
+    }
+
+    #[test]
+    fn every_snapshot_of_every_trajectory_is_a_field_in_sample_major_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.h5");
+        let spec = FileSpec::new(Metadata::new("kolmogorov", &["u"]), Grid::periodic(4, 4, 1.0, 1.0), Dtype::F64)
+            .with_time(vec![1.0, 2.0, 3.0]);
+        let mut w = FieldWriter::create(&path, spec, &WriterOptions::default()).unwrap();
+        // Snapshot t of trajectory n is the constant field 10 n + t.
+        let traj = ndarray::Array5::from_shape_fn((4, 3, 1, 4, 4), |(n, t, ..)| (10 * n + t) as f64);
+        w.append(traj.slice(ndarray::s![.., 2, .., .., ..]), None).unwrap();
+        w.append_trajectories(traj.view()).unwrap();
+        w.finish().unwrap();
+        let reader = FieldReader::open(&path).unwrap();
+        let device = Device::default();
+        let options = FieldDataOptions { snapshots: Snapshots::All, ..FieldDataOptions::default() };
+        let (train, norm) = load_field_dataset(&reader, 1..3, &options, &device).unwrap();
+        assert_eq!(train.len(), 6);
+        // The statistics are the snapshots' (10..=22 without 13..=19), not /fields'.
+        let values_seen = [10.0, 11.0, 12.0, 20.0, 21.0, 22.0];
+        let mean = values_seen.iter().sum::<f64>() / 6.0;
+        assert!((norm.fields.mean[0] - mean).abs() < 1e-12);
+        for (k, want) in values_seen.iter().enumerate() {
+            let (x, _) = train.batch(&[k]);
+            let got = values(x)[0];
+            assert!((got * norm.fields.std[0] + norm.fields.mean[0] - want).abs() < 1e-4, "field {k}: {got}");
+        }
+        // The last-snapshot view is /fields.
+        let (last, _) = load_field_dataset(&reader, 1..3, &FieldDataOptions::default(), &device).unwrap();
+        assert_eq!(last.len(), 2);
+        // Errors: no trajectories, or conditioning on coefficients.
+        let flat = dir.path().join("f.h5");
+        let spec = FileSpec::new(Metadata::new("kolmogorov", &["u"]), Grid::periodic(4, 4, 1.0, 1.0), Dtype::F64);
+        let mut w = FieldWriter::create(&flat, spec, &WriterOptions::default()).unwrap();
+        w.append(traj.slice(ndarray::s![.., 0, .., .., ..]), None).unwrap();
+        w.finish().unwrap();
+        let flat = FieldReader::open(&flat).unwrap();
+        let err = load_field_dataset(&flat, 0..2, &options, &device).unwrap_err();
+        assert!(err.to_string().contains("data.snapshots") && err.to_string().contains("/trajectories"), "{err}");
+        let both = FieldDataOptions { coefficients: true, ..options };
+        assert!(matches!(
+            load_field_dataset(&reader, 0..2, &both, &device),
+            Err(TrainError::Config { key: "data.snapshots", .. })
+        ));
     }
 
     #[test]

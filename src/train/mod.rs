@@ -84,8 +84,8 @@ pub use checkpoint::{
 };
 pub use clip::{clip_global_norm, global_norm};
 pub use data::{
-    ChannelStats, FieldDataOptions, Normalization, TensorDataset, eight_gaussians, load_field_dataset,
-    normalized_dataset,
+    ChannelStats, FieldDataOptions, Normalization, Snapshots, TensorDataset, eight_gaussians, fit_source,
+    load_field_dataset, normalized_dataset,
 };
 pub use ema::Ema;
 pub use engine::{EngineRun, FlatAdamW, TrainPath};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::Physics;
 use fieldflow_pde::Grid2d;
+use fieldflow_pde::random::FittedSpectrum;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -38,6 +39,9 @@ pub struct TrainedData {
     pub ny: usize,
     /// The source measure.
     pub noise: NoiseConfig,
+    /// The spectrum a fitted source measure was fitted to (the standardised training fields').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_spectrum: Option<FittedSpectrum>,
     /// The effective training config (TOML).
     pub config: String,
 }
@@ -159,7 +163,7 @@ impl TrainedModel {
     /// # Errors
     /// [`LoadError::Source`] if the measure does not fit the grid or channels.
     pub fn source(&self, grid: &Grid2d) -> Result<SourceSampler, LoadError> {
-        Ok(self.data.noise.measure().sampler(grid, self.data.channels.len())?)
+        Ok(self.data.noise.measure(self.data.source_spectrum.as_ref())?.sampler(grid, self.data.channels.len())?)
     }
 
     /// The network's velocity `ṽ(x̃, t)` of standardised fields: by the CPU inference engine

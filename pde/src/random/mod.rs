@@ -87,6 +87,7 @@
 
 mod covariance;
 mod draw;
+mod fitted;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,7 @@ use num_complex::Complex64;
 use rayon::prelude::*;
 
 pub use covariance::{Covariance, GrfParams, MaternNormalisation, MaternParams};
+pub use fitted::FittedSpectrum;
 
 use crate::error::{PdeError, Result};
 use crate::grid::Grid2d;
@@ -146,7 +148,23 @@ impl GrfSampler {
     /// # Errors
     /// [`PdeError::Parameter`] naming an invalid covariance parameter.
     pub fn new(grid: &Grid2d, covariance: &Covariance) -> Result<Self> {
-        let variances = covariance.mode_variances(grid)?;
+        Self::from_variances(grid, covariance.mode_variances(grid)?)
+    }
+
+    /// A sampler of the Gaussian field with the mode variances `variances` (spectral layout of
+    /// `grid`, as [`Covariance::mode_variances`]; e.g. a [`FittedSpectrum`]'s).
+    ///
+    /// # Errors
+    /// [`PdeError::Parameter`] naming `variances` for a wrong shape or a negative or non-finite
+    /// entry.
+    pub fn from_variances(grid: &Grid2d, variances: Array2<f64>) -> Result<Self> {
+        if variances.dim() != (grid.ny(), grid.nkx()) || variances.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(PdeError::Parameter {
+                name: "variances",
+                value: f64::NAN,
+                reason: "must be finite, non-negative and in the grid's spectral layout (ny, nx/2 + 1)",
+            });
+        }
         let n = (grid.nx() * grid.ny()) as f64;
         let amp = variances.mapv(|v| n * v.sqrt());
         let plan = DrawPlan::new(grid, &amp);
