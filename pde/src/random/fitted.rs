@@ -88,12 +88,14 @@ impl FittedSpectrum {
     pub fn fit_fields(grid: &Grid2d, batch: ArrayView4<f64>) -> Result<Self> {
         check_batch(grid, batch, None)?;
         let mut sum = Array2::<f64>::zeros((grid.ny(), grid.nkx()));
+        let mut f = grid.pooled_spectrum();
         for sample in batch.axis_iter(Axis(0)) {
             for field in sample.axis_iter(Axis(0)) {
-                let f = grid.fft(field)?;
+                grid.forward(field, f.view_mut())?;
                 sum.zip_mut_with(&f, |s, c| *s += c.norm_sqr());
             }
         }
+        crate::grid::recycle_spectrum(f);
         let count = batch.shape()[0] * batch.shape()[1];
         let n2 = ((grid.nx() * grid.ny()) as f64).powi(2);
         Self::from_variances(grid, &sum.mapv(|s| s / (n2 * count as f64)), count)
@@ -111,9 +113,10 @@ impl FittedSpectrum {
         let (kx, ky) = (grid.kx_deriv(), grid.ky_deriv());
         let (kx2, ky2) = (grid.kx(), grid.ky());
         let mut sum = Array2::<f64>::zeros((grid.ny(), grid.nkx()));
+        let (mut u, mut v) = (grid.pooled_spectrum(), grid.pooled_spectrum());
         for sample in batch.axis_iter(Axis(0)) {
-            let u = grid.fft(sample.index_axis(Axis(0), 0))?;
-            let v = grid.fft(sample.index_axis(Axis(0), 1))?;
+            grid.forward(sample.index_axis(Axis(0), 0), u.view_mut())?;
+            grid.forward(sample.index_axis(Axis(0), 1), v.view_mut())?;
             for ((r, j), s) in sum.indexed_iter_mut() {
                 let k2 = kx2[j] * kx2[j] + ky2[r] * ky2[r];
                 if k2 == 0.0 || j == grid.nx() / 2 || r == grid.ny() / 2 {
@@ -124,6 +127,8 @@ impl FittedSpectrum {
                 *s += w.norm_sqr() / (k2 * k2);
             }
         }
+        crate::grid::recycle_spectrum(u);
+        crate::grid::recycle_spectrum(v);
         let count = batch.shape()[0];
         let n2 = ((grid.nx() * grid.ny()) as f64).powi(2);
         Self::from_variances(grid, &sum.mapv(|s| s / (n2 * count as f64)), count)
