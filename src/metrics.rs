@@ -14,6 +14,10 @@
 //! - **PDEBench errors** between paired predictions and truths: [`nrmse`], [`crmse`], [`brmse`],
 //!   [`frmse`] (see each function for the exact definition).
 //!
+//! - **Turbulence statistics** ([`turbulence`]): per-shell spectrum ratios, the vorticity PDF
+//!   and flatness, velocity-increment structure functions, per-sample energy / enstrophy /
+//!   palinstrophy distributions and the energy budget of a forced flow.
+//!
 //! Every function checks shapes and reports [`MetricsError::Shape`] for a mismatch and
 //! [`MetricsError::Empty`] for an empty set.
 
@@ -23,6 +27,8 @@ use fieldflow_pde::spectrum::mean_power_spectrum;
 use fieldflow_pde::{Grid2d, PdeError};
 use ndarray::{Array3, ArrayView4, Axis, Zip};
 use rayon::prelude::*;
+
+pub mod turbulence;
 
 /// What went wrong computing a metric.
 #[derive(Debug, thiserror::Error)]

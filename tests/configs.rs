@@ -27,7 +27,9 @@ fn schema(name: &str) -> Option<&'static str> {
         | "ns2d-divfree-train.toml"
         | "darcy-pair-train.toml"
         | "kolmogorov-train.toml" => Some("train"),
-        "smoke-generate.toml" | "ns2d-divfree.toml" | "darcy-generate.toml" => Some("generate"),
+        "smoke-generate.toml" | "ns2d-divfree.toml" | "darcy-generate.toml" | "kolmogorov-generate.toml" => {
+            Some("generate")
+        }
         _ => None,
     }
 }

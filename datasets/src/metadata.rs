@@ -5,12 +5,16 @@
 //! array), `coefficient_channels` (string array, present when `/coefficients` is), `lx`, `ly`,
 //! `boundary` (`"periodic"` | `"dirichlet"`), `seed` (absent when unknown, e.g. imported data),
 //! `created_by` (`"fieldflow <version>"`), `config` (the TOML text that produced the file).
-//! Importers add `source_format` and `source_file`.
+//! Importers add `source_format` and `source_file`. Forced-flow data add their physics
+//! ([`Metadata::flow`]): `viscosity`, `drag`, `forcing` (`"none"` | `"fno"` | `"kolmogorov"`),
+//! `forcing_amplitude` and, for Kolmogorov forcing, `forcing_wavenumber`.
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+use fieldflow_pde::navier_stokes::Forcing;
+use fieldflow_pde::turbulence::FlowParameters;
 use hdf5::Location;
 
 use crate::error::{DatasetError, Result};
@@ -182,6 +186,9 @@ pub struct Metadata {
     pub config: String,
     /// For imported files: the upstream format (`SourceFormat` name) and file.
     pub source: Option<(String, String)>,
+    /// The viscosity, drag and forcing of a flow (what its energy budget needs); `None` when
+    /// unknown or not a flow. A [`Forcing::Field`] is not stored (writing one is an error).
+    pub flow: Option<FlowParameters>,
 }
 
 impl Metadata {
@@ -200,6 +207,7 @@ impl Metadata {
             created_by: created_by(),
             config: String::new(),
             source: None,
+            flow: None,
         }
     }
 
@@ -216,6 +224,25 @@ impl Metadata {
                 if names[..i].contains(n) {
                     return Err(DatasetError::invalid(path, format!("metadata: {what}: duplicate channel name {n:?}")));
                 }
+            }
+        }
+        if let Some(flow) = &self.flow {
+            for (what, v) in [("viscosity", flow.viscosity), ("drag", flow.drag)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(DatasetError::invalid(path, format!("metadata: {what} = {v} must be non-negative")));
+                }
+            }
+            match &flow.forcing {
+                Forcing::Field(_) => {
+                    return Err(DatasetError::invalid(
+                        path,
+                        "metadata: a forcing field cannot be stored as an attribute",
+                    ));
+                }
+                Forcing::Fno { amplitude } | Forcing::Kolmogorov { amplitude, .. } if !amplitude.is_finite() => {
+                    return Err(DatasetError::invalid(path, format!("metadata: forcing_amplitude = {amplitude}")));
+                }
+                _ => {}
             }
         }
         for (what, l) in [("lx", self.lx), ("ly", self.ly)] {
@@ -245,6 +272,22 @@ impl Metadata {
         if let Some((format, file)) = &self.source {
             h5::write_attr_str(root, path, "source_format", format)?;
             h5::write_attr_str(root, path, "source_file", file)?;
+        }
+        if let Some(flow) = &self.flow {
+            h5::write_attr_scalar(root, path, "viscosity", flow.viscosity)?;
+            h5::write_attr_scalar(root, path, "drag", flow.drag)?;
+            let (kind, amplitude, wavenumber) = match flow.forcing {
+                Forcing::None => ("none", 0.0, None),
+                Forcing::Fno { amplitude } => ("fno", amplitude, None),
+                Forcing::Kolmogorov { wavenumber, amplitude } => ("kolmogorov", amplitude, Some(wavenumber)),
+                // Rejected by `validate`.
+                Forcing::Field(_) => ("field", 0.0, None),
+            };
+            h5::write_attr_str(root, path, "forcing", kind)?;
+            h5::write_attr_scalar(root, path, "forcing_amplitude", amplitude)?;
+            if let Some(n) = wavenumber {
+                h5::write_attr_scalar(root, path, "forcing_wavenumber", n)?;
+            }
         }
         Ok(())
     }
@@ -286,8 +329,39 @@ impl Metadata {
             created_by: h5::read_attr_string(root, path, "created_by")?.unwrap_or_default(),
             config: h5::read_attr_string(root, path, "config")?.unwrap_or_default(),
             source,
+            flow: read_flow(root, path)?,
         };
         meta.validate(path)?;
         Ok(meta)
     }
+}
+
+/// The flow attributes, when `viscosity` is present.
+fn read_flow(root: &Location, path: &Path) -> Result<Option<FlowParameters>> {
+    let Some(viscosity) = h5::read_attr_f64(root, path, "viscosity")? else {
+        return Ok(None);
+    };
+    let bad = |attribute: &str, reason: String| DatasetError::BadAttribute {
+        path: path.to_path_buf(),
+        attribute: format!("/{attribute}"),
+        reason,
+    };
+    let drag = h5::read_attr_f64(root, path, "drag")?.unwrap_or(0.0);
+    let kind = h5::read_attr_string(root, path, "forcing")?.unwrap_or_else(|| "none".to_owned());
+    let amplitude = || {
+        h5::read_attr_f64(root, path, "forcing_amplitude")?
+            .ok_or_else(|| bad("forcing_amplitude", format!("missing for forcing {kind:?}")))
+    };
+    let forcing = match kind.as_str() {
+        "none" => Forcing::None,
+        "fno" => Forcing::Fno { amplitude: amplitude()? },
+        "kolmogorov" => {
+            let n = h5::read_attr_u64(root, path, "forcing_wavenumber")?
+                .ok_or_else(|| bad("forcing_wavenumber", "missing for Kolmogorov forcing".into()))?;
+            let wavenumber = u32::try_from(n).map_err(|_| bad("forcing_wavenumber", format!("{n} is out of range")))?;
+            Forcing::Kolmogorov { wavenumber, amplitude: amplitude()? }
+        }
+        other => return Err(bad("forcing", format!("unknown forcing {other:?} (none | fno | kolmogorov)"))),
+    };
+    Ok(Some(FlowParameters { viscosity, drag, forcing }))
 }

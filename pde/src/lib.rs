@@ -25,6 +25,7 @@ pub mod resample;
 pub mod residuals;
 pub mod rng;
 pub mod spectrum;
+pub mod turbulence;
 
 pub use error::{PdeError, Result};
 pub use grid::Grid2d;

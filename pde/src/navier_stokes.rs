@@ -142,6 +142,11 @@ impl Scheme {
 
 /// Vorticity forcing `f(x, y)`.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Forcing {
     /// No forcing.
     #[default]
@@ -159,7 +164,8 @@ pub enum Forcing {
         /// Amplitude `A` of the body force.
         amplitude: f64,
     },
-    /// An arbitrary vorticity forcing field `(ny, nx)`.
+    /// An arbitrary vorticity forcing field `(ny, nx)` (not serialisable: serde reports an error).
+    #[cfg_attr(feature = "serde", serde(skip))]
     Field(Array2<f64>),
 }
 

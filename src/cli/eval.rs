@@ -25,4 +25,8 @@ pub struct EvalOpts {
     /// Histogram bins of the density MSE.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub bins: usize,
+    /// Turbulence statistics: check the spectrum ratio on every resolved shell holding at least
+    /// this fraction of the reference's kinetic energy.
+    #[arg(long, default_value_t = 1e-8, value_name = "FRACTION")]
+    pub min_energy: f64,
 }

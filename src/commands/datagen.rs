@@ -58,6 +58,7 @@ pub fn run(opts: &DatagenOpts, global: &GlobalOpts) -> Result<()> {
     metadata.boundary = d.boundary;
     metadata.seed = Some(cfg.seed);
     metadata.config = effective;
+    metadata.flow = d.flow.clone();
     let dtype = cfg.output.dtype;
     let mut spec = FileSpec::new(metadata, Grid { x: d.x.clone(), y: d.y.clone() }, dtype);
     if !d.times.is_empty() {

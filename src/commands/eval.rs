@@ -19,6 +19,14 @@
 //! check` does (divergence of `u, v`, the Darcy residual of `(a, u)`, else finiteness), each file
 //! on its own grid.
 //!
+//! For flows (channels `u, v` or `w` in both files, on an even periodic grid) the turbulence
+//! statistics of [`crate::metrics::turbulence`] follow: the per-shell kinetic-energy ratio over
+//! the shells holding at least `--min-energy` of the reference's energy, the vorticity PDF and
+//! flatness, the velocity-increment flatness at r = 1, 2, 4, 8, the per-sample energy,
+//! enstrophy and palinstrophy, and, when either file records its flow's viscosity, drag and
+//! forcing (the reference's first), the energy budget. The velocity of a vorticity file is
+//! derived spectrally.
+//!
 //! Files on different grids of the same periodic domain are compared on the coarser one (per
 //! axis): the finer set is resampled by spectral truncation ([`fieldflow_pde::resample`]).
 
@@ -35,7 +43,9 @@ use serde_json::{Value, json};
 use super::BadInput;
 use crate::check::{Checker, CoefficientSign, Kind};
 use crate::cli::EvalOpts;
+use crate::metrics::turbulence::{FlowComparison, compare_flows};
 use crate::metrics::{self, ErrorSummary};
+use fieldflow_pde::operators::velocity_from_vorticity;
 
 /// One file of the comparison, its first `n` samples read.
 struct Side {
@@ -201,6 +211,99 @@ fn pick_channels(opts: &EvalOpts, generated: &Side, reference: &Side) -> Result<
     Ok((names, g, r))
 }
 
+/// The velocity `[N, 2, ny, nx]` of compared channels `names` (`u, v`, or `w` inverted
+/// spectrally); `None` for other fields.
+fn velocity_of(grid: &Grid2d, names: &[String], fields: &Array4<f64>) -> Result<Option<Array4<f64>>> {
+    let at = |name: &str| names.iter().position(|c| c == name);
+    if let (Some(u), Some(v)) = (at("u"), at("v")) {
+        return Ok(Some(fields.select(Axis(1), &[u, v])));
+    }
+    let Some(w) = at("w") else { return Ok(None) };
+    let n = fields.shape()[0];
+    let mut out = Array4::zeros((n, 2, grid.ny(), grid.nx()));
+    for i in 0..n {
+        out.slice_mut(s![i, .., .., ..]).assign(&velocity_from_vorticity(grid, fields.slice(s![i, w, .., ..]))?);
+    }
+    Ok(Some(out))
+}
+
+fn flow_json(c: &FlowComparison, min_energy: f64) -> Value {
+    let pair = |p: &metrics::turbulence::Pair| json!({"generated": p.generated, "reference": p.reference});
+    json!({
+        "min_energy": min_energy,
+        "spectrum": {
+            "worst_abs_log10_ratio": c.worst_log10,
+            "shells": c.shells.iter().map(|s| json!({"shell": s.shell, "share": s.share, "ratio": s.ratio})).collect::<Vec<_>>(),
+        },
+        "vorticity": {
+            "pdf_l1": c.vorticity_pdf_l1,
+            "density_mse": c.vorticity_density_mse,
+            "flatness": pair(&c.vorticity_flatness),
+        },
+        "increments": c.increments.iter().map(|i| json!({
+            "separation": i.separation,
+            "s2": pair(&i.s2),
+            "flatness": pair(&i.flatness),
+            "transverse_flatness": pair(&i.transverse_flatness),
+        })).collect::<Vec<_>>(),
+        "scalars": c.scalars.iter().map(|s| (s.name.to_owned(), json!({
+            "mean": pair(&s.mean),
+            "std": pair(&s.std),
+            "wasserstein1": s.wasserstein1,
+        }))).collect::<serde_json::Map<String, Value>>(),
+        "budget": c.budget.as_ref().map(|terms| terms.iter().map(|(name, p)| ((*name).to_owned(), pair(p))).collect::<serde_json::Map<String, Value>>()),
+    })
+}
+
+fn print_flow(c: &FlowComparison, min_energy: f64) {
+    println!();
+    println!(
+        "spectrum   E_gen/E_ref on {} shells holding ≥ {min_energy:.0e} of the reference's energy; worst |log10| = {:.3}",
+        c.shells.len(),
+        c.worst_log10
+    );
+    println!("{:<10} {:>12} {:>10}", "shell", "share", "ratio");
+    for s in &c.shells {
+        println!("{:<10} {:>12.3e} {:>10.3}", s.shell, s.share, s.ratio);
+    }
+    println!();
+    println!(
+        "vorticity  PDF L1 {:.4}, density MSE {:.3e}, flatness {:.3} (reference {:.3})",
+        c.vorticity_pdf_l1, c.vorticity_density_mse, c.vorticity_flatness.generated, c.vorticity_flatness.reference
+    );
+    println!(
+        "{:<10} {:>12} {:>12} {:>14} {:>14} {:>10}",
+        "r", "S2 gen", "S2 ref", "flatness gen", "flatness ref", "rel err"
+    );
+    for i in &c.increments {
+        println!(
+            "{:<10} {:>12.4e} {:>12.4e} {:>14.3} {:>14.3} {:>+10.3}",
+            i.separation,
+            i.s2.generated,
+            i.s2.reference,
+            i.flatness.generated,
+            i.flatness.reference,
+            i.flatness.relative_error()
+        );
+    }
+    println!(
+        "{:<13} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "per sample", "mean gen", "mean ref", "std gen", "std ref", "W1"
+    );
+    for s in &c.scalars {
+        println!(
+            "{:<13} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4e}",
+            s.name, s.mean.generated, s.mean.reference, s.std.generated, s.std.reference, s.wasserstein1
+        );
+    }
+    if let Some(terms) = &c.budget {
+        println!("{:<13} {:>12} {:>12} {:>10}", "budget", "generated", "reference", "rel err");
+        for (name, p) in terms {
+            println!("{:<13} {:>12.4e} {:>12.4e} {:>+10.3}", name, p.generated, p.reference, p.relative_error());
+        }
+    }
+}
+
 /// Checks that both files cover the same domain.
 fn check_domain(generated: &Side, reference: &Side) -> Result<(f64, f64)> {
     let (g, r) = (generated.source.metadata(), reference.source.metadata());
@@ -231,6 +334,9 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
     }
     if opts.bins == 0 {
         return Err(BadInput("--bins must be at least 1".into()).into());
+    }
+    if !(opts.min_energy.is_finite() && (0.0..1.0).contains(&opts.min_energy)) {
+        return Err(BadInput(format!("--min-energy {} must be in [0, 1)", opts.min_energy)).into());
     }
     let generated = Side::open("generated", &opts.generated, opts.max_samples)?;
     let reference = Side::open("reference", &opts.reference, opts.max_samples)?;
@@ -272,6 +378,16 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let overall = Scores::compute(grid.as_ref(), g.view(), r.view(), opts.bins)?;
+    let flow_params = reference.source.metadata().flow.clone().or_else(|| generated.source.metadata().flow.clone());
+    let flow = match &grid {
+        Some(grid) if my >= 9 && mx >= 9 => match (velocity_of(grid, &names, &g)?, velocity_of(grid, &names, &r)?) {
+            (Some(gv), Some(rv)) => {
+                Some(compare_flows(grid, gv.view(), rv.view(), flow_params.as_ref(), opts.min_energy, opts.bins)?)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
     let gen_check = generated.constraint()?;
     let ref_check = reference.constraint()?;
 
@@ -315,6 +431,7 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
                 "generated": constraint(&gen_check),
                 "reference": constraint(&ref_check),
             },
+            "turbulence": flow.as_ref().map(|c| flow_json(c, opts.min_energy)),
         });
         println!("{value:#}");
         return Ok(());
@@ -362,6 +479,9 @@ pub fn run(opts: &EvalOpts) -> Result<()> {
             let n = side.fields.shape()[0];
             println!("{:<10} {:<18} {:<40} {:>12} (min a = {min:.4})", side.role, "a > 0", "samples", n - count);
         }
+    }
+    if let Some(c) = &flow {
+        print_flow(c, opts.min_energy);
     }
     Ok(())
 }

@@ -77,6 +77,7 @@ pub fn run(opts: &GenerateOpts, global: &GlobalOpts) -> Result<()> {
 
     let mut metadata = Metadata::new(model.data.pde.clone(), &channels.iter().map(String::as_str).collect::<Vec<_>>());
     (metadata.lx, metadata.ly, metadata.seed, metadata.config) = (grid.lx(), grid.ly(), Some(cfg.seed), effective);
+    metadata.flow = model.data.flow.clone();
     let dtype = cfg.output.dtype;
     let spec = FileSpec::new(metadata, Grid::periodic(grid.nx(), grid.ny(), grid.lx(), grid.ly()), dtype);
     let options = WriterOptions { gzip: cfg.output.gzip, force: opts.force, ..WriterOptions::default() };

@@ -164,6 +164,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         ny,
         noise: cfg.noise,
         source_spectrum,
+        flow: meta.flow.clone(),
         config: effective,
     };
     if opts.force {

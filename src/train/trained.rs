@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use fieldflow_datasets::Physics;
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::random::FittedSpectrum;
+use fieldflow_pde::turbulence::FlowParameters;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -42,6 +43,9 @@ pub struct TrainedData {
     /// The spectrum a fitted source measure was fitted to (the standardised training fields').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_spectrum: Option<FittedSpectrum>,
+    /// The viscosity, drag and forcing of the data's flow (copied into generated files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowParameters>,
     /// The effective training config (TOML).
     pub config: String,
 }

@@ -108,6 +108,7 @@ impl Generator for DarcyGenerator {
             lx: 1.0,
             ly: 1.0,
             boundary: Boundary::Dirichlet,
+            flow: None,
         }
     }
 

@@ -7,6 +7,7 @@ use fieldflow_pde::kolmogorov::Kolmogorov;
 use fieldflow_pde::navier_stokes::record;
 use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler, VelocityScale};
+use fieldflow_pde::turbulence::FlowParameters;
 use ndarray::{Array4, Axis};
 
 use super::{Boundary, Description, GenerateError, Generator, NsOutput, Sample, periodic_coords};
@@ -107,6 +108,11 @@ impl Generator for KolmogorovGenerator {
             lx: l,
             ly: l,
             boundary: Boundary::Periodic,
+            flow: Some(FlowParameters {
+                viscosity: self.params.flow.viscosity,
+                drag: self.params.flow.drag,
+                forcing: self.params.flow.params().forcing,
+            }),
         }
     }
 

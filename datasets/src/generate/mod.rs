@@ -72,6 +72,8 @@ pub struct Description {
     pub ly: f64,
     /// Boundary conditions.
     pub boundary: Boundary,
+    /// The viscosity, drag and forcing of a flow (stored in the file's metadata).
+    pub flow: Option<fieldflow_pde::turbulence::FlowParameters>,
 }
 
 /// One generated sample.

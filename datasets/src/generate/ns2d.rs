@@ -10,6 +10,7 @@ use fieldflow_pde::navier_stokes::{AdaptiveDt, Forcing, NavierStokes2d, NsParams
 use fieldflow_pde::operators::velocity_from_vorticity;
 use fieldflow_pde::random::{Covariance, GrfParams, GrfSampler};
 use fieldflow_pde::resample::resample;
+use fieldflow_pde::turbulence::FlowParameters;
 use ndarray::{Array3, Array4, ArrayView2, Axis, s};
 
 use super::{Boundary, Description, GenerateError, Generator, Sample, periodic_coords};
@@ -174,6 +175,12 @@ impl Generator for Ns2dGenerator {
             lx: l,
             ly: l,
             boundary: Boundary::Periodic,
+            flow: match &self.ns.forcing {
+                Forcing::Field(_) => None,
+                forcing => {
+                    Some(FlowParameters { viscosity: self.ns.viscosity, drag: self.ns.drag, forcing: forcing.clone() })
+                }
+            },
         }
     }
 
