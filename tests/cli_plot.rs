@@ -83,10 +83,15 @@ fn fields_and_spectra_of_a_velocity_file_are_pictures() {
         .assert()
         .success();
     let png = read_png(&out);
-    assert_eq!((png.0, png.1), (820, 560));
-    // Both curves are drawn (the first two palette colours).
-    let count = |rgb: [u8; 3]| png.2.chunks(3).filter(|c| *c == rgb).count();
-    assert!(count([0x1f, 0x77, 0xb4]) > 50 && count([0xd6, 0x27, 0x28]) > 50);
+    // The spectra panel (560 rows) over the per-shell ratio panel (300 rows).
+    assert_eq!((png.0, png.1), (820, 860));
+    // Both curves are drawn (the first two palette colours) in the upper panel, and the ratio
+    // (first colour) with its shaded band in the lower one.
+    let count = |rgb: [u8; 3], rows: std::ops::Range<usize>| {
+        png.2.chunks(3).enumerate().filter(|(i, c)| *c == rgb && rows.contains(&(i / 820))).count()
+    };
+    assert!(count([0x1f, 0x77, 0xb4], 0..560) > 50 && count([0xd6, 0x27, 0x28], 0..560) > 50);
+    assert!(count([0x1f, 0x77, 0xb4], 560..860) > 50 && count([0xd9, 0xea, 0xd3], 560..860) > 1000);
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn schema(name: &str) -> Option<&'static str> {
         | "kolmogorov.toml"
         | "kolmogorov-data.toml"
         | "kolmogorov-reference.toml"
+        | "ns2d-divfree-reference.toml"
         | "darcy.toml"
         | "darcy-pair.toml"
         | "smoke-darcy-pair.toml"

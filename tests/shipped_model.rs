@@ -1,7 +1,7 @@
 //! The shipped model `models/ns2d-divfree` with the shipped config `configs/ns2d-divfree.toml`,
 //! through the real binary, as the quickstart runs it: the fields are divergence-free to round-off
-//! and have the energy spectrum of the training data over the band that holds their energy, at the
-//! training resolution (64²) and zero-shot at 128².
+//! and have the energy spectrum of the held-out reference over the band that holds their energy
+//! (no band limit), at the training resolution (64²) and zero-shot at 128².
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -47,25 +47,27 @@ fn generate(dir: &Path, samples: usize, resolution: usize) -> std::path::PathBuf
     out
 }
 
-/// The tolerance: shell 1 holds 99.6% of the training data's energy and must match to 10%, as must
-/// the total energy; shells 2 and 3 (together 0.35%) within 50% (measured with PCFM anchored on
-/// the state: at most 8% at 64², 30% at 128²; anchored on the noise they were 1.5–1.9× too
-/// energetic). Above shell 3 the data carry less than 1e-4 of their energy and the model is not
-/// held to them (it overshoots there by a factor ~5 at shell 4; see the README).
+/// The tolerance, from the numbers measured for the shipped checkpoint (4000 steps, mean field,
+/// fitted divergence-free source, no band limit) against the 64 held-out fields, with margins.
+/// Shell 1 holds 99.6 % of the data's energy and must match to 10 %, as must the total energy
+/// (measured 0.948 / 0.975 at 64² / 128²); shells 2 and 3 (0.41 %) within [0.55, 1.5]
+/// (measured 0.69–0.86). Above shell 3 the fidelity target (a factor 1.25) is missed: shell 4
+/// (2e-5 of the energy) is held to [0.6, 2] (measured 1.13–1.22), shells 5 and 6 (8e-7, 8e-8) to
+/// at most 15× and 150× (measured 6.5–7.7× and 62–65×; the previous model, with its band limit,
+/// was 76× and 723×). See the README.
 fn assert_spectrum_matches(generated: &[f64], reference: &[f64], what: &str) {
     let total = |e: &[f64]| e.iter().sum::<f64>();
     let ratio = total(generated) / total(reference);
     assert!((0.9..=1.1).contains(&ratio), "{what}: total energy ratio {ratio}");
-    let r1 = generated[1] / reference[1];
-    assert!((0.9..=1.1).contains(&r1), "{what}: shell 1: E_gen/E_ref = {r1}");
-    for shell in 2..=3 {
+    let bounds = [(1, 0.9, 1.1), (2, 0.55, 1.5), (3, 0.55, 1.5), (4, 0.6, 2.0), (5, 0.0, 15.0), (6, 0.0, 150.0)];
+    for (shell, lo, hi) in bounds {
         let r = generated[shell] / reference[shell];
-        assert!((0.67..=1.5).contains(&r), "{what}: shell {shell}: E_gen/E_ref = {r}");
+        assert!((lo..=hi).contains(&r), "{what}: shell {shell}: E_gen/E_ref = {r} outside [{lo}, {hi}]");
     }
 }
 
 #[test]
-fn shipped_model_gives_divergence_free_fields_with_the_training_spectrum_at_64_and_128() {
+fn shipped_model_gives_divergence_free_fields_with_the_reference_spectrum_at_64_and_128() {
     let dir = tempfile::tempdir().unwrap();
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ns2d-divfree/reference.h5");
     let (_, ref_spectrum) = divergence_and_spectrum(&reference);
@@ -73,8 +75,8 @@ fn shipped_model_gives_divergence_free_fields_with_the_training_spectrum_at_64_a
         let out = generate(dir.path(), samples, resolution);
         let (divergence, spectrum) = divergence_and_spectrum(&out);
         eprintln!(
-            "{resolution}²: max |div u| = {divergence:.3e}; E_gen/E_ref shells 1-4: {:?}",
-            (1..=4).map(|s| spectrum[s] / ref_spectrum[s]).collect::<Vec<_>>()
+            "{resolution}²: max |div u| = {divergence:.3e}; E_gen/E_ref shells 1-6: {:?}",
+            (1..=6).map(|s| spectrum[s] / ref_spectrum[s]).collect::<Vec<_>>()
         );
         assert!(divergence <= 1e-10, "{resolution}²: max |div u| = {divergence:e}");
         assert_spectrum_matches(&spectrum, &ref_spectrum, &format!("{resolution}²"));
@@ -82,8 +84,8 @@ fn shipped_model_gives_divergence_free_fields_with_the_training_spectrum_at_64_a
 }
 
 /// The stored regression fields: `tests/data/ns2d-divfree-regression.h5` holds the first four
-/// fields of the shipped config at seed 0 (written before the sampling pipeline moved into the
-/// library, by the old `generate`; the new one gave the same bits on the same machine). Kernels
+/// fields of the shipped config at seed 0 (rewritten for the retrained model with its mean-field
+/// normalisation, by the release binary). Kernels
 /// chosen at run time may round differently on another CPU, hence a relative tolerance of 1e-6.
 /// A change that alters the numerics on purpose (a retrained model, another sampler default)
 /// regenerates the file with

@@ -49,7 +49,8 @@ pub struct FieldsOpts {
 pub struct SpectrumOpts {
     /// A data file.
     pub file: PathBuf,
-    /// A second data file whose spectrum is drawn for comparison (its grid may differ).
+    /// A second data file whose spectrum is drawn for comparison (its grid may differ), with a
+    /// second panel of the per-shell ratio FILE / REF (log scale, the 0.8–1.25 band shaded).
     #[arg(long, value_name = "REF.h5")]
     pub reference: Option<PathBuf>,
     /// Average over the first N samples only (default: all).

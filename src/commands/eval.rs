@@ -21,7 +21,8 @@
 //!
 //! For flows (channels `u, v` or `w` in both files, on an even periodic grid) the turbulence
 //! statistics of [`crate::metrics::turbulence`] follow: the per-shell kinetic-energy ratio over
-//! the shells holding at least `--min-energy` of the reference's energy, the vorticity PDF and
+//! the shells holding at least `--min-energy` of the reference's energy (with its one-σ sampling
+//! error from the per-sample spectra of both files), the vorticity PDF and
 //! flatness, the velocity-increment flatness at r = 1, 2, 4, 8, the per-sample energy,
 //! enstrophy and palinstrophy, and, when either file records its flow's viscosity, drag and
 //! forcing (the reference's first), the energy budget. The velocity of a vorticity file is
@@ -233,7 +234,7 @@ fn flow_json(c: &FlowComparison, min_energy: f64) -> Value {
         "min_energy": min_energy,
         "spectrum": {
             "worst_abs_log10_ratio": c.worst_log10,
-            "shells": c.shells.iter().map(|s| json!({"shell": s.shell, "share": s.share, "ratio": s.ratio})).collect::<Vec<_>>(),
+            "shells": c.shells.iter().map(|s| json!({"shell": s.shell, "share": s.share, "ratio": s.ratio, "error": s.error})).collect::<Vec<_>>(),
         },
         "vorticity": {
             "pdf_l1": c.vorticity_pdf_l1,
@@ -262,9 +263,9 @@ fn print_flow(c: &FlowComparison, min_energy: f64) {
         c.shells.len(),
         c.worst_log10
     );
-    println!("{:<10} {:>12} {:>10}", "shell", "share", "ratio");
+    println!("{:<10} {:>12} {:>10} {:>10}", "shell", "share", "ratio", "± (1σ)");
     for s in &c.shells {
-        println!("{:<10} {:>12.3e} {:>10.3}", s.shell, s.share, s.ratio);
+        println!("{:<10} {:>12.3e} {:>10.3} {:>10.3}", s.shell, s.share, s.ratio, s.ratio * s.error);
     }
     println!();
     println!(
@@ -299,7 +300,13 @@ fn print_flow(c: &FlowComparison, min_energy: f64) {
     if let Some(terms) = &c.budget {
         println!("{:<13} {:>12} {:>12} {:>10}", "budget", "generated", "reference", "rel err");
         for (name, p) in terms {
-            println!("{:<13} {:>12.4e} {:>12.4e} {:>+10.3}", name, p.generated, p.reference, p.relative_error());
+            // A term the flow does not have (no drag: α = 0) is zero in both sets.
+            let rel = match p.relative_error() {
+                r if r.is_finite() => format!("{r:>+10.3}"),
+                _ if p.generated == 0.0 && p.reference == 0.0 => format!("{:>10}", "n/a"),
+                _ => format!("{:>10}", "inf"),
+            };
+            println!("{:<13} {:>12.4e} {:>12.4e} {rel}", name, p.generated, p.reference);
         }
     }
 }

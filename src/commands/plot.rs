@@ -6,7 +6,8 @@
 //! - `plot spectrum FILE [--reference REF]`: the sample-mean isotropic spectrum of the velocity
 //!   (`E(k) = ½ Σ_{|k'|≈k} |û(k')|²`, kinetic energy) or, without velocity channels, of all
 //!   channels together, on each file's own grid, up to the Nyquist wavenumber (the shells past it
-//!   hold only the corners of the square of resolved modes).
+//!   hold only the corners of the square of resolved modes). With a reference, a second panel
+//!   shows the per-shell ratio FILE / REF on a log scale with the 0.8–1.25 band shaded.
 //! - `plot loss RUN_DIR | LOG.csv`: training and validation loss against step.
 //!
 //! Every input is checked before anything is drawn, and the picture is written to a temporary file
@@ -189,7 +190,11 @@ fn spectrum(opts: &SpectrumOpts) -> Result<()> {
         })
         .collect();
     let title = if spectra.iter().all(|s| s.2) { "kinetic-energy spectrum" } else { "power spectrum" };
-    crate::plot::spectra(&opts.output, title, &curves).map_err(plot_error)
+    match curves.len() {
+        2 => crate::plot::spectra_with_ratio(&opts.output, title, &curves, crate::plot::RATIO_BAND),
+        _ => crate::plot::spectra(&opts.output, title, &curves),
+    }
+    .map_err(plot_error)
 }
 
 fn loss(opts: &LossOpts) -> Result<()> {

@@ -129,6 +129,7 @@ pub fn run(opts: &TrainOpts, global: &GlobalOpts) -> Result<()> {
         shared_scale,
         normalization: resumed_normalization,
         snapshots,
+        mean_field: cfg.data.mean_field,
         ..FieldDataOptions::default()
     };
     let (train, normalization) = load_field_dataset(&reader, 0..n_train, &options, &device).map_err(classify)?;

@@ -26,6 +26,11 @@ pub struct DataConfig {
     /// trajectory is in both).
     #[serde(default)]
     pub snapshots: Snapshots,
+    /// Subtract the training set's pointwise mean field before standardising and add it back
+    /// when sampling (for flows whose statistics are not translation invariant, such as forced
+    /// Kolmogorov flow: an FNO on a stationary source cannot place the mean profile).
+    #[serde(default)]
+    pub mean_field: bool,
 }
 
 fn default_train_fraction() -> f64 {

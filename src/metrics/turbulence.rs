@@ -18,7 +18,7 @@
 
 use fieldflow_pde::Grid2d;
 use fieldflow_pde::operators::vorticity;
-use fieldflow_pde::spectrum::mean_power_spectrum;
+use fieldflow_pde::spectrum::{mean_power_spectrum, power_spectrum};
 use fieldflow_pde::turbulence::{
     EnergyBudget, FlowParameters, FlowScalars, StructureFunctions, flatness, flow_scalars, structure_functions,
 };
@@ -115,6 +115,8 @@ pub fn density_l1(generated: &[f64], reference: &[f64], bins: usize) -> Result<f
 pub struct FlowStatistics {
     /// Mean kinetic-energy spectrum per shell (index = shell number).
     pub spectrum: Vec<f64>,
+    /// Standard error of each shell's mean, `std / √N` over the samples (0 for one sample).
+    pub spectrum_error: Vec<f64>,
     /// All vorticity values, `[N, 1, ny, nx]`.
     pub vorticity: Array4<f64>,
     /// `⟨ω⁴⟩/⟨ω²⟩²` over all samples and points.
@@ -142,13 +144,24 @@ impl FlowStatistics {
         let per_sample: Vec<_> = uv
             .axis_iter(Axis(0))
             .into_par_iter()
-            .map(|f| Ok((vorticity(grid, f)?, flow_scalars(grid, f)?)))
+            .map(|f| Ok((vorticity(grid, f)?, flow_scalars(grid, f)?, power_spectrum(grid, f)?.energy)))
             .collect::<std::result::Result<_, fieldflow_pde::PdeError>>()?;
+        let spectrum_error = (0..spectrum.len())
+            .map(|k| {
+                if n < 2 {
+                    return 0.0;
+                }
+                let values = per_sample.iter().map(|p| p.2.get(k).copied().unwrap_or(0.0));
+                let mean = values.clone().sum::<f64>() / n as f64;
+                let var = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+                (var / n as f64).sqrt()
+            })
+            .collect();
         let mut w = Array4::zeros((n, 1, grid.ny(), grid.nx()));
-        for (i, (wi, _)) in per_sample.iter().enumerate() {
+        for (i, (wi, _, _)) in per_sample.iter().enumerate() {
             w.slice_mut(s![i, 0, .., ..]).assign(wi);
         }
-        let scalars = per_sample.iter().map(|(_, s)| *s).collect();
+        let scalars = per_sample.iter().map(|(_, s, _)| *s).collect();
         let budget = flow
             .map(|flow| -> Result<EnergyBudget> {
                 let force = flow.body_force(grid)?;
@@ -167,6 +180,7 @@ impl FlowStatistics {
             .transpose()?;
         Ok(Self {
             spectrum,
+            spectrum_error,
             vorticity_flatness: flatness(w.iter()),
             vorticity: w,
             increments: structure_functions(uv, &SEPARATIONS)?,
@@ -185,6 +199,9 @@ pub struct ShellRatio {
     pub share: f64,
     /// `E_gen / E_ref`.
     pub ratio: f64,
+    /// The ratio's relative sampling error (one standard error) from the two sets' per-sample
+    /// spectra: `√((σ_gen/E_gen)² + (σ_ref/E_ref)²)` with `σ` the standard errors of the means.
+    pub error: f64,
 }
 
 /// A scalar of both sets.
@@ -294,7 +311,18 @@ pub fn compare_statistics(
     let total: f64 = r.spectrum.iter().sum();
     let shells: Vec<ShellRatio> = resolved_shells(grid)
         .filter(|&k| k < r.spectrum.len() && total > 0.0 && r.spectrum[k] >= min_energy * total && r.spectrum[k] > 0.0)
-        .map(|k| ShellRatio { shell: k, share: r.spectrum[k] / total, ratio: g.spectrum[k] / r.spectrum[k] })
+        .map(|k| {
+            let rel = |st: &FlowStatistics| match (st.spectrum_error.get(k), st.spectrum[k]) {
+                (Some(&e), m) if m > 0.0 => e / m,
+                _ => 0.0,
+            };
+            ShellRatio {
+                shell: k,
+                share: r.spectrum[k] / total,
+                ratio: g.spectrum[k] / r.spectrum[k],
+                error: rel(g).hypot(rel(r)),
+            }
+        })
         .collect();
     let worst_log10 = shells.iter().map(|s| s.ratio.log10().abs()).fold(0.0, f64::max);
     let (gw, rw) = (g.vorticity.as_slice().unwrap_or_default(), r.vorticity.as_slice().unwrap_or_default());
@@ -420,6 +448,11 @@ mod tests {
         let (g, r) = (grf_velocity(&grid, 1, 128), grf_velocity(&grid, 2, 128));
         let c = compare_flows(&grid, g.view(), r.view(), None, 1e-6, 32).unwrap();
         assert!(c.worst_log10 < 0.1, "{:?}", c.shells);
+        // The stated one-σ errors describe the scatter of the ratios about 1: the z-scores have
+        // a root mean square near 1 over the shells (a χ² check on ~20 shells).
+        assert!(c.shells.iter().all(|s| s.error > 0.0 && s.error < 0.2), "{:?}", c.shells);
+        let z2 = c.shells.iter().map(|s| ((s.ratio - 1.0) / s.error).powi(2)).sum::<f64>() / c.shells.len() as f64;
+        assert!((0.3..2.0).contains(&z2), "mean squared z-score {z2}");
         assert!(c.vorticity_pdf_l1 < 0.05, "{}", c.vorticity_pdf_l1);
         assert!((c.vorticity_flatness.generated - 3.0).abs() < 0.1);
         for inc in &c.increments {

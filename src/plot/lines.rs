@@ -21,6 +21,14 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(0x8c, 0x56, 0x4b),
 ];
 
+/// The band of per-shell spectrum ratios the fidelity target accepts (a factor 1.25 either way).
+pub const RATIO_BAND: (f64, f64) = (0.8, 1.25);
+
+/// Fill of the target band of ratio panels.
+const BAND: RGBColor = RGBColor(0xd9, 0xea, 0xd3);
+/// Edges of the target band.
+const BAND_EDGE: RGBColor = RGBColor(0x6a, 0xa8, 0x4f);
+
 /// One curve of [`spectra`]: `E(k)` against `k`.
 #[derive(Debug, Clone)]
 pub struct Curve<'a> {
@@ -58,6 +66,79 @@ pub fn spectra(path: &Path, title: &str, curves: &[Curve<'_>]) -> Result<(), Plo
     }
     let (x, y) = log_ranges(path, &series, "no curve has a positive (k, E(k)) point")?;
     write_atomic(path, |tmp| draw(path, tmp, title, (log_axis(x), log_axis(y)), ("wavenumber k", "E(k)"), &series))
+}
+
+/// The ratio `E₁(k) / E₂(k)` of two spectra at the wavenumbers both hold with positive values
+/// (matched to a relative 1e-9, so spectra on different grids share their common shells).
+pub fn spectrum_ratio(numerator: &Curve<'_>, denominator: &Curve<'_>) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for (&k, &e) in numerator.k.iter().zip(numerator.e) {
+        if !(positive(k) && positive(e)) {
+            continue;
+        }
+        let matched = denominator.k.iter().zip(denominator.e).find(|(q, _)| (*q - k).abs() <= 1e-9 * k);
+        if let Some((_, &d)) = matched
+            && positive(d)
+        {
+            out.push((k, e / d));
+        }
+    }
+    out
+}
+
+/// Draws spectra as [`spectra`] does in an upper panel and, below it, the ratio of the first
+/// curve to the second per shell ([`spectrum_ratio`]) on a logarithmic axis with the band
+/// `band = (lo, hi)` shaded (the fidelity target: 0.8–1.25).
+///
+/// # Errors
+/// As [`spectra`]; [`PlotError::NoData`] also when the first two curves share no shell.
+pub fn spectra_with_ratio(path: &Path, title: &str, curves: &[Curve<'_>], band: (f64, f64)) -> Result<(), PlotError> {
+    let mut series = Vec::with_capacity(curves.len());
+    for c in curves {
+        if c.k.len() != c.e.len() {
+            return Err(PlotError::CurveLength { label: c.label.clone(), k: c.k.len(), e: c.e.len() });
+        }
+        let points = c.k.iter().zip(c.e).map(|(&k, &e)| (k, e)).filter(|&(k, e)| positive(k) && positive(e)).collect();
+        series.push(Series { label: c.label.clone(), points, markers: false });
+    }
+    let (x, y) = log_ranges(path, &series, "no curve has a positive (k, E(k)) point")?;
+    let ratio = match curves {
+        [a, b, ..] => spectrum_ratio(a, b),
+        _ => Vec::new(),
+    };
+    if ratio.is_empty() {
+        return Err(PlotError::NoData { path: path.to_path_buf(), reason: "the spectra share no shell".into() });
+    }
+    let (lo, hi) = ratio.iter().fold((band.0, band.1), |(lo, hi), &(_, r)| (lo.min(r), hi.max(r)));
+    let ratio_range = lo / 1.3..hi * 1.3;
+    let label = match curves {
+        [a, b, ..] => format!("{} / {}", short(&a.label), short(&b.label)),
+        _ => String::new(),
+    };
+    let ratio_series = [Series { label, points: ratio, markers: true }];
+    write_atomic(path, |tmp| {
+        let err = |e: DrawingAreaErrorKind<_>| PlotError::draw(path, e);
+        let root = BitMapBackend::new(tmp, (SIZE.0, SIZE.1 + 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (upper, lower) = root.split_vertically(SIZE.1);
+        chart(path, &upper, title, (log_axis(x.clone()), log_axis(y)), ("wavenumber k", "E(k)"), &series, None)?;
+        let lower_title = format!("per-shell ratio (shaded: {}–{})", axis_label(band.0), axis_label(band.1));
+        chart(
+            path,
+            &lower,
+            &lower_title,
+            (log_axis(x), log_axis(ratio_range)),
+            ("wavenumber k", "ratio"),
+            &ratio_series,
+            Some(band),
+        )?;
+        root.present().map_err(err)
+    })
+}
+
+/// The part of a legend label before its parenthesised sample count.
+fn short(label: &str) -> &str {
+    label.split(" (").next().unwrap_or(label).trim()
 }
 
 /// Draws the training log `csv` written by `fieldflow train` (`train_log.csv`; columns `step`,
@@ -154,8 +235,8 @@ fn draw<X, Y>(
     path: &Path,
     tmp: &Path,
     title: &str,
-    (x, y): (X, Y),
-    (x_desc, y_desc): (&str, &str),
+    ranges: (X, Y),
+    desc: (&str, &str),
     series: &[Series],
 ) -> Result<(), PlotError>
 where
@@ -167,7 +248,31 @@ where
     let err = |e: DrawingAreaErrorKind<_>| PlotError::draw(path, e);
     let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
+    chart(path, &root, title, ranges, desc, series, None)?;
+    root.present().map_err(err)
+}
+
+/// One chart of `series` on `area`, with the horizontal band `band = (lo, hi)` shaded and its
+/// edges and 1 drawn when given.
+#[allow(clippy::too_many_arguments)]
+fn chart<DB, X, Y>(
+    path: &Path,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    (x, y): (X, Y),
+    (x_desc, y_desc): (&str, &str),
+    series: &[Series],
+    band: Option<(f64, f64)>,
+) -> Result<(), PlotError>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| PlotError::draw(path, e);
+    let mut chart = ChartBuilder::on(area)
         .caption(title, (FAMILY, 22.0))
         .margin(18)
         .x_label_area_size(56)
@@ -186,6 +291,16 @@ where
         .bold_line_style(RGBColor(205, 205, 205))
         .draw()
         .map_err(err)?;
+    if let Some((lo, hi)) = band {
+        let xr = chart.x_range();
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(xr.start, lo), (xr.end, hi)], BAND.filled())))
+            .map_err(err)?;
+        for level in [lo, 1.0, hi] {
+            let style = if level == 1.0 { RGBColor(90, 90, 90).stroke_width(1) } else { BAND_EDGE.stroke_width(1) };
+            chart.draw_series(LineSeries::new([(xr.start, level), (xr.end, level)], style)).map_err(err)?;
+        }
+    }
     for (n, s) in series.iter().enumerate() {
         let color = PALETTE[n % PALETTE.len()];
         let style = color.stroke_width(2);
@@ -206,7 +321,7 @@ where
         .label_font((FAMILY, 14.0))
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)
+    Ok(())
 }
 
 /// The loss series of a training log: training loss, then validation losses where present.
@@ -293,6 +408,44 @@ mod tests {
             .filter(|(_, c)| c[0] == color.0 && c[1] == color.1 && c[2] == color.2)
             .map(|(n, _)| ((n % png.0 as usize) as f64, (n / png.0 as usize) as f64))
             .collect()
+    }
+
+    /// Spectra on a 16² and a 32² grid share shells 1–8; their ratio is the exact quotient, and
+    /// the ratio panel below draws the band and the ratio markers at the right heights.
+    #[test]
+    fn ratio_panel_shows_the_per_shell_ratio_inside_the_band() {
+        let (k1, k2): (Vec<f64>, Vec<f64>) = ((0..=8).map(f64::from).collect(), (0..=16).map(f64::from).collect());
+        let e1: Vec<f64> = k1.iter().map(|k| 1.1 * k.powi(-3)).collect();
+        let e2: Vec<f64> = k2.iter().map(|k| k.powi(-3)).collect();
+        let (a, b) = (
+            Curve { label: "gen (8 samples)".into(), k: &k1, e: &e1 },
+            Curve { label: "ref (4 samples)".into(), k: &k2, e: &e2 },
+        );
+        let ratio = spectrum_ratio(&a, &b);
+        assert_eq!(ratio.len(), 8);
+        assert!(ratio.iter().all(|&(_, r)| (r - 1.1).abs() < 1e-12));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ratio.png");
+        spectra_with_ratio(&out, "spectra", &[a.clone(), b.clone()], RATIO_BAND).unwrap();
+        let png = read_png(&out);
+        assert_eq!((png.0, png.1), (SIZE.0, SIZE.1 + 300));
+        // The band is in the lower panel only; the ratio markers (first palette colour, left of
+        // the legend) sit in the band's rows there.
+        let band = pixels_of(&png, BAND);
+        assert!(band.len() > 5000, "{} band pixels", band.len());
+        assert!(band.iter().all(|p| p.1 > f64::from(SIZE.1)));
+        let (top, bottom) = band.iter().fold((f64::INFINITY, 0.0_f64), |(t, b), p| (t.min(p.1), b.max(p.1)));
+        let markers: Vec<_> = pixels_of(&png, PALETTE[0])
+            .into_iter()
+            .filter(|p| p.1 > f64::from(SIZE.1) && p.0 < 0.6 * f64::from(png.0))
+            .collect();
+        assert!(markers.len() > 50 && markers.iter().all(|p| p.1 > top && p.1 < bottom), "{} markers", markers.len());
+        // Disjoint shells are an error, and no file is left.
+        let k3 = [0.5, 1.5];
+        let c = Curve { label: "c".into(), k: &k3, e: &k3 };
+        let missing = dir.path().join("none.png");
+        assert!(spectra_with_ratio(&missing, "t", &[a, c], RATIO_BAND).is_err());
+        assert!(!missing.exists());
     }
 
     #[test]

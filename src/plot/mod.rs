@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 pub use colormap::Colormap;
 pub use data::file_mean_spectrum;
 pub use heatmap::{PANELS_PER_ROW, Panel, heatmaps};
-pub use lines::{Curve, loss_curves, spectra};
+pub use lines::{Curve, RATIO_BAND, loss_curves, spectra, spectra_with_ratio, spectrum_ratio};
 pub use previews::{generation_previews, preview_path};
 
 /// The embedded font (DejaVu Sans).

@@ -10,7 +10,7 @@ use fieldflow_pde::operators::vorticity;
 use fieldflow_pde::spectrum::MeanSpectrum;
 use ndarray::{Array2, Array3, Axis, s};
 
-use super::{Colormap, Curve, Panel, file_mean_spectrum, heatmaps, spectra};
+use super::{Colormap, Curve, Panel, RATIO_BAND, file_mean_spectrum, heatmaps, spectra, spectra_with_ratio};
 
 /// `<dir>/<stem>-<what>.png` beside `output`.
 pub fn preview_path(output: &Path, what: &str) -> PathBuf {
@@ -75,7 +75,10 @@ pub fn generation_previews(
             curves.push(Curve { label: format!("{name} ({n} fields)"), k, e });
         }
         let path = preview_path(output, "spectrum");
-        spectra(&path, "mean energy spectrum", &curves)?;
+        match curves.len() {
+            2 => spectra_with_ratio(&path, "mean energy spectrum", &curves, RATIO_BAND)?,
+            _ => spectra(&path, "mean energy spectrum", &curves)?,
+        }
         written.push(path);
     }
     Ok(written)

@@ -231,6 +231,9 @@ impl Sampler {
                 reason: format!("has {} channels, the source has {channels}", stats.channels()),
             });
         }
+        if let Err(e) = stats.mean_on(grid.ny(), grid.nx()) {
+            return Err(SamplerError::Spec { key: "normalization", reason: e.to_string() });
+        }
         Ok(Self { spec, grid, source, constraint, stats })
     }
 
@@ -289,7 +292,8 @@ impl Sampler {
         F: VelocityField<4> + ?Sized,
     {
         let steps = self.spec.steps;
-        let (mean, scale) = self.stats.tensors(&x0.device());
+        let [_, _, h, w] = x0.dims();
+        let (mean, scale) = self.stats.tensors(h, w, &x0.device()).map_err(|e| failed(&indices, e))?;
         let physical =
             |y: Tensor<4>, t: f64| network.velocity((y - mean.clone()).div(scale.clone()), t).mul(scale.clone());
         let to_data = |x1: Tensor<4>| -> Result<Array4<f64>, SamplerError> {
@@ -297,7 +301,7 @@ impl Sampler {
                 .map_err(|e| failed(&indices, format!("reading samples back: {e}")))?
                 .into_dimensionality::<Ix4>()
                 .map_err(|e| failed(&indices, e))?;
-            self.stats.denormalize(&mut x);
+            self.stats.denormalize(&mut x).map_err(|e| failed(&indices, e))?;
             Ok(x)
         };
         let pcfm = |e: PcfmError| failed(&indices, e);
@@ -396,7 +400,7 @@ mod tests {
     use ndarray::Axis;
 
     fn unit() -> ChannelStats {
-        ChannelStats { mean: vec![0.0; 2], std: vec![1.0; 2] }
+        ChannelStats::new(vec![0.0; 2], vec![1.0; 2])
     }
 
     fn spec(method: Method, steps: usize) -> SamplerSpec {
@@ -410,7 +414,7 @@ mod tests {
         let device = Device::default();
         let grid = Grid2d::square(8, 1.0).unwrap();
         let source = SourceMeasure::White.sampler(&grid, 2).unwrap();
-        let stats = ChannelStats { mean: vec![1.0, -2.0], std: vec![0.5, 3.0] };
+        let stats = ChannelStats::new(vec![1.0, -2.0], vec![0.5, 3.0]);
         let sampler =
             Sampler::new(spec(Method::Plain { solver: Solver::Rk4 }, 16), grid, source.clone(), None, stats).unwrap();
         let field = |x: Tensor<4>, _t: f64| x;
@@ -448,7 +452,7 @@ mod tests {
         let device = Device::default();
         let grid = Grid2d::square(16, 1.0).unwrap();
         let source = SourceMeasure::White.sampler(&grid, 2).unwrap();
-        let stats = ChannelStats { mean: vec![0.3, -0.1], std: vec![2.0, 0.25] };
+        let stats = ChannelStats::new(vec![0.3, -0.1], vec![2.0, 0.25]);
         let field = |x: Tensor<4>, t: f64| x.mul_scalar(0.5 - t);
         let methods = [
             Method::ProjectAfter { solver: Solver::Heun },
@@ -511,7 +515,7 @@ mod tests {
         let other = Grid2d::square(16, 1.0).unwrap();
         let wrong: Option<Box<dyn Constraint>> = Some(Box::new(DivergenceFree::new(other)));
         assert_eq!(key(make(pcfm, 4, wrong)), "constraint");
-        let stats = ChannelStats { mean: vec![0.0], std: vec![1.0] };
+        let stats = ChannelStats::new(vec![0.0], vec![1.0]);
         let r = Sampler::new(spec(pcfm, 4), grid.clone(), source.clone(), div(), stats);
         assert_eq!(key(r), "normalization");
     }

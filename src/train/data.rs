@@ -5,8 +5,11 @@
 //!
 //! Each channel `c` is standardised, `x̃ = (x − μ_c) / s_c`, with the mean and (population)
 //! standard deviation stored in the file (`/stats`), or computed from the loaded samples when the
-//! file has none; `s_c = 1` for a constant channel (`std = 0`). The [`Normalization`] is saved
-//! with every checkpoint so samplers can map generated fields back, `x = μ_c + s_c x̃`.
+//! file has none; `s_c = 1` for a constant channel (`std = 0`). With
+//! [`FieldDataOptions::mean_field`] the training fields' pointwise mean field `M_c(x, y)` is
+//! subtracted too, `x̃ = (x − μ_c − M_c) / s_c` with `s_c` the fluctuations' standard deviation
+//! (see [`crate::normalize`]). The [`Normalization`] is saved with every checkpoint so samplers
+//! can map generated fields back, `x = μ_c + M_c + s_c x̃`.
 //! Conditioning fields (the file's `/coefficients`) are standardised the same way with their own
 //! statistics.
 //!
@@ -309,6 +312,10 @@ pub struct FieldDataOptions {
     /// the normalisation comes from the file: the components of a vector field, so that
     /// normalising keeps its direction, and `∇·u = 0` holds in both units.
     pub shared_scale: Vec<usize>,
+    /// Subtract the loaded fields' pointwise mean field (see [`crate::normalize`]) when the
+    /// normalisation is computed here; the channel statistics are then those of the loaded
+    /// fields (the file's stored ones do not describe the fluctuations).
+    pub mean_field: bool,
 }
 
 /// Loads samples `range` of a native file into memory, normalised per channel (see the
@@ -363,6 +370,7 @@ pub fn load_field_dataset(
         Some(n) => n.clone(),
         None => Normalization {
             fields: match options.snapshots {
+                _ if options.mean_field => ChannelStats::compute_with_field(fields.view()),
                 Snapshots::Last => {
                     reader.fields_stats().map_or_else(|| ChannelStats::compute(fields.view()), ChannelStats::from_stats)
                 }
@@ -396,7 +404,7 @@ pub fn normalized_dataset(
 ) -> Result<TensorDataset<4>, TrainError> {
     check_finite(fields.view(), "fields", 0)?;
     check_stats(&normalization.fields, fields.shape()[1], "field statistics (one per channel)")?;
-    normalization.fields.normalize(fields);
+    normalization.fields.normalize(fields).map_err(|e| TrainError::config("normalization", e.0))?;
     let mut data = TensorDataset::from_array(fields.view(), device)?;
     if let Some(c) = coefficients {
         check_finite(c.view(), "coefficients", 0)?;
@@ -412,7 +420,7 @@ pub fn normalized_dataset(
             TrainError::config("normalization", "has no coefficient statistics but coefficients are loaded")
         })?;
         check_stats(stats, c.shape()[1], "coefficient statistics (one per channel)")?;
-        stats.normalize(c);
+        stats.normalize(c).map_err(|e| TrainError::config("normalization", e.0))?;
         data = data.with_conditioning(Conditioning::new(Some(to_tensor::<4, _>(c.view(), device)), None))?;
     }
     Ok(data)
@@ -496,21 +504,21 @@ mod tests {
         let a = Array4::from_shape_fn((3, 2, 4, 4), |(n, c, y, x)| (c as f64 + 1.0) * 10.0 + (n + y * x) as f64);
         let stats = ChannelStats::compute(a.view());
         let mut b = a.clone();
-        stats.normalize(&mut b);
+        stats.normalize(&mut b).unwrap();
         let after = ChannelStats::compute(b.view());
         for c in 0..2 {
             assert!(after.mean[c].abs() < 1e-12 && (after.std[c] - 1.0).abs() < 1e-12);
         }
-        stats.denormalize(&mut b);
+        stats.denormalize(&mut b).unwrap();
         assert!(b.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1e-12));
         let device = Device::default();
         let t = to_tensor::<4, _>(a.view(), &device);
-        let back = stats.denormalize_tensor(stats.normalize_tensor(t));
+        let back = stats.denormalize_tensor(stats.normalize_tensor(t).unwrap()).unwrap();
         assert!(values(back).iter().zip(a.iter()).all(|(x, y)| (x - y).abs() < 1e-4 * y.abs()));
         // A constant channel is centred, not divided by zero.
-        let constant = ChannelStats { mean: vec![2.0], std: vec![0.0] };
+        let constant = ChannelStats::new(vec![2.0], vec![0.0]);
         let mut c = Array4::from_elem((1, 1, 2, 2), 2.0);
-        constant.normalize(&mut c);
+        constant.normalize(&mut c).unwrap();
         assert!(c.iter().all(|v| *v == 0.0));
     }
 

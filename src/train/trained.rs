@@ -125,7 +125,7 @@ impl TrainedModel {
         let channels = data.channels.len();
         let stats = match &meta.normalization {
             Some(n) => n.fields.clone(),
-            None => ChannelStats { mean: vec![0.0; channels], std: vec![1.0; channels] },
+            None => ChannelStats::new(vec![0.0; channels], vec![1.0; channels]),
         };
         Ok(Self { checkpoint, fno, data, stats })
     }

@@ -40,7 +40,7 @@ pub mod residual;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use confg::{ConfigError, confg_gradients};
 pub use config::{Combine, FaceAverageKind, MAX_UNROLL_STEPS, PbfmConfig, ResidualKind, VorticityForcing, pbfm_fits};
@@ -162,12 +162,7 @@ impl Pbfm {
                     got: vec![s.channels()],
                 });
             }
-            Some(s) => {
-                let mean: Vec<f32> = s.mean.iter().map(|&m| m as f32).collect();
-                let scale: Vec<f32> = (0..c).map(|i| s.scale(i) as f32).collect();
-                let make = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), device);
-                Some((make(mean), make(scale)))
-            }
+            Some(s) => Some(s.tensors(h, w, device).map_err(|e| TrainError::config("normalization", e.0))?),
         };
         Ok(Self { config: config.clone(), operator, denormalize, shape })
     }
@@ -346,6 +341,7 @@ mod tests {
     use crate::train::schedule::LrSchedule;
     use crate::train::trainer::Trainer;
     use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::TensorData;
 
     #[test]
     fn config_reads_from_toml_and_errors_name_the_key() {
@@ -426,7 +422,7 @@ mod tests {
         let div = SpectralDivergence::from_grid(&grid, &device).unwrap();
         let stats = norm.fields.clone();
         // x_t + (1 − t) v in physical units = μ + s x_t + (1 − t) s v.
-        let (xt, vs) = (stats.denormalize_tensor(sample.xt), v.mul(scale_tensor(&stats, &device)));
+        let (xt, vs) = (stats.denormalize_tensor(sample.xt).unwrap(), v.mul(scale_tensor(&stats, &device)));
         let want = pbfm_residual_loss_with(xt, batch.t.clone(), vs, |x| div.forward(x), 1.0, ResidualNorm::Squared)
             .unwrap()
             .into_scalar::<f32>() as f64;
