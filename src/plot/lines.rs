@@ -56,16 +56,24 @@ struct Series {
 /// [`PlotError::NoData`] if no curve has a positive point, [`PlotError::Write`] if `path` cannot
 /// be written. Nothing is written on error.
 pub fn spectra(path: &Path, title: &str, curves: &[Curve<'_>]) -> Result<(), PlotError> {
-    let mut series = Vec::with_capacity(curves.len());
-    for c in curves {
-        if c.k.len() != c.e.len() {
-            return Err(PlotError::CurveLength { label: c.label.clone(), k: c.k.len(), e: c.e.len() });
-        }
-        let points = c.k.iter().zip(c.e).map(|(&k, &e)| (k, e)).filter(|&(k, e)| positive(k) && positive(e)).collect();
-        series.push(Series { label: c.label.clone(), points, markers: false });
-    }
+    let series = spectrum_series(curves)?;
     let (x, y) = log_ranges(path, &series, "no curve has a positive (k, E(k)) point")?;
     write_atomic(path, |tmp| draw(path, tmp, title, (log_axis(x), log_axis(y)), ("wavenumber k", "E(k)"), &series))
+}
+
+/// The polylines of spectra: their positive, finite points.
+fn spectrum_series(curves: &[Curve<'_>]) -> Result<Vec<Series>, PlotError> {
+    curves
+        .iter()
+        .map(|c| {
+            if c.k.len() != c.e.len() {
+                return Err(PlotError::CurveLength { label: c.label.clone(), k: c.k.len(), e: c.e.len() });
+            }
+            let points =
+                c.k.iter().zip(c.e).map(|(&k, &e)| (k, e)).filter(|&(k, e)| positive(k) && positive(e)).collect();
+            Ok(Series { label: c.label.clone(), points, markers: false })
+        })
+        .collect()
 }
 
 /// The ratio `E₁(k) / E₂(k)` of two spectra at the wavenumbers both hold with positive values
@@ -93,14 +101,7 @@ pub fn spectrum_ratio(numerator: &Curve<'_>, denominator: &Curve<'_>) -> Vec<(f6
 /// # Errors
 /// As [`spectra`]; [`PlotError::NoData`] also when the first two curves share no shell.
 pub fn spectra_with_ratio(path: &Path, title: &str, curves: &[Curve<'_>], band: (f64, f64)) -> Result<(), PlotError> {
-    let mut series = Vec::with_capacity(curves.len());
-    for c in curves {
-        if c.k.len() != c.e.len() {
-            return Err(PlotError::CurveLength { label: c.label.clone(), k: c.k.len(), e: c.e.len() });
-        }
-        let points = c.k.iter().zip(c.e).map(|(&k, &e)| (k, e)).filter(|&(k, e)| positive(k) && positive(e)).collect();
-        series.push(Series { label: c.label.clone(), points, markers: false });
-    }
+    let series = spectrum_series(curves)?;
     let (x, y) = log_ranges(path, &series, "no curve has a positive (k, E(k)) point")?;
     let ratio = match curves {
         [a, b, ..] => spectrum_ratio(a, b),
