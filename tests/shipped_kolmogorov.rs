@@ -69,3 +69,56 @@ fn flagship_model_is_divergence_free_with_the_datas_spectrum_increments_and_budg
     // The reference records its flow, so the budget is there; its injection is positive.
     assert!(num(&format!("{turbulence}/budget/injection/reference")) > 0.1);
 }
+
+/// Zero-shot at 128² against `models/kolmogorov/reference-128.h5` (32 held-out fields solved at
+/// 256², stored at 128²): the shells of the training grid (1–31) keep their 64² accuracy
+/// (measured 0.86–1.21; bound 0.75–1.35), the budget holds (measured −2 %, −3 %, −10 %; bound
+/// 20 %) and the divergence is at round-off. The shells the finer grid adds (32–63) are too
+/// energetic (measured 1.3–4.0×) and are only held below 6× here; see the README.
+#[test]
+fn flagship_model_zero_shot_at_128_keeps_the_training_shells() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k128.h5");
+    Command::cargo_bin("fieldflow")
+        .unwrap()
+        .current_dir(root)
+        .args(["generate", "--quiet", "--config", "configs/kolmogorov-generate.toml"])
+        .args([
+            "--set",
+            "resolution=128",
+            "--set",
+            "samples=32",
+            "--set",
+            "batch=32",
+            "--set",
+            "preview.samples=0",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let assert = Command::cargo_bin("fieldflow")
+        .unwrap()
+        .current_dir(root)
+        .arg("eval")
+        .arg(&out)
+        .args(["--reference", "models/kolmogorov/reference-128.h5", "--json"])
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let num = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or_else(|| panic!("{p} missing in {v:#}"));
+    assert!(num("/constraint/generated/max") < 1e-13, "{}", num("/constraint/generated/max"));
+    let shells = v.pointer("/turbulence/spectrum/shells").and_then(Value::as_array).unwrap();
+    assert_eq!(shells.len(), 63, "every shell of the 128² grid holds ≥ 1e-8 of the energy");
+    for s in shells {
+        let (k, r) = (s["shell"].as_u64().unwrap(), s["ratio"].as_f64().unwrap());
+        let (lo, hi) = if k <= 31 { (0.75, 1.35) } else { (0.75, 6.0) };
+        assert!((lo..=hi).contains(&r), "shell {k}: E_gen/E_ref = {r} outside [{lo}, {hi}]");
+    }
+    for term in ["injection", "dissipation", "drag"] {
+        let g = num(&format!("/turbulence/budget/{term}/generated"));
+        let r = num(&format!("/turbulence/budget/{term}/reference"));
+        assert!((g / r - 1.0).abs() < 0.2, "{term}: {g} vs {r}");
+    }
+}
