@@ -16,36 +16,47 @@ use std::path::Path;
 use assert_cmd::Command;
 use serde_json::Value;
 
-#[test]
-fn flagship_model_is_divergence_free_with_the_datas_spectrum_increments_and_budget() {
+/// Generates with the shipped config and `sets` (no previews), then returns `eval --json` of the
+/// fields against `reference`.
+fn generate_and_eval(sets: &[&str], reference: &str) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("kolmogorov.h5");
-    Command::cargo_bin("fieldflow")
-        .unwrap()
-        .current_dir(root)
-        .args([
-            "generate",
-            "--quiet",
-            "--config",
-            "configs/kolmogorov-generate.toml",
-            "--set",
-            "preview.samples=0",
-            "-o",
-        ])
-        .arg(&out)
-        .assert()
-        .success();
+    let mut generate = Command::cargo_bin("fieldflow").unwrap();
+    generate.current_dir(root).args(["generate", "--quiet", "--config", "configs/kolmogorov-generate.toml"]);
+    for set in sets.iter().chain(&["preview.samples=0"]) {
+        generate.args(["--set", set]);
+    }
+    generate.arg("-o").arg(&out).assert().success();
     let assert = Command::cargo_bin("fieldflow")
         .unwrap()
         .current_dir(root)
         .arg("eval")
         .arg(&out)
-        .args(["--reference", "models/kolmogorov/reference.h5", "--json"])
+        .args(["--reference", reference, "--json"])
         .assert()
         .success();
-    let v: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
-    let num = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or_else(|| panic!("{p} missing in {v:#}"));
+    serde_json::from_slice(&assert.get_output().stdout).unwrap()
+}
+
+/// The number at JSON pointer `p`.
+fn num(v: &Value, p: &str) -> f64 {
+    v.pointer(p).and_then(Value::as_f64).unwrap_or_else(|| panic!("{p} missing in {v:#}"))
+}
+
+/// Each energy-budget term within `bound` (relative) of the reference's.
+fn assert_budget_within(v: &Value, bound: f64) {
+    for term in ["injection", "dissipation", "drag"] {
+        let g = num(v, &format!("/turbulence/budget/{term}/generated"));
+        let r = num(v, &format!("/turbulence/budget/{term}/reference"));
+        assert!((g / r - 1.0).abs() < bound, "{term}: {g} vs {r}");
+    }
+}
+
+#[test]
+fn flagship_model_is_divergence_free_with_the_datas_spectrum_increments_and_budget() {
+    let v = generate_and_eval(&[], "models/kolmogorov/reference.h5");
+    let num = |p: &str| num(&v, p);
     // Relative divergence |div u|/|grad u| in f64 (measured 1.5e-15).
     assert!(num("/constraint/generated/max") < 1e-13, "{}", num("/constraint/generated/max"));
     let turbulence = "/turbulence";
@@ -61,13 +72,7 @@ fn flagship_model_is_divergence_free_with_the_datas_spectrum_increments_and_budg
         assert!((g / r - 1.0).abs() < 0.1, "increment flatness at separation {i}: {g} vs {r}");
     }
     // Measured −7 %, −2 %, −9 %: the forced mean flow is in phase with the force.
-    for term in ["injection", "dissipation", "drag"] {
-        let g = num(&format!("{turbulence}/budget/{term}/generated"));
-        let r = num(&format!("{turbulence}/budget/{term}/reference"));
-        assert!((g / r - 1.0).abs() < 0.15, "{term}: {g} vs {r}");
-    }
-    // The reference records its flow, so the budget is there; its injection is positive.
-    assert!(num(&format!("{turbulence}/budget/injection/reference")) > 0.1);
+    assert_budget_within(&v, 0.15);
 }
 
 /// Zero-shot at 128² against `models/kolmogorov/reference-128.h5` (32 held-out fields solved at
@@ -77,37 +82,8 @@ fn flagship_model_is_divergence_free_with_the_datas_spectrum_increments_and_budg
 /// energetic (measured 1.3–4.0×) and are only held below 6× here; see the README.
 #[test]
 fn flagship_model_zero_shot_at_128_keeps_the_training_shells() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("k128.h5");
-    Command::cargo_bin("fieldflow")
-        .unwrap()
-        .current_dir(root)
-        .args(["generate", "--quiet", "--config", "configs/kolmogorov-generate.toml"])
-        .args([
-            "--set",
-            "resolution=128",
-            "--set",
-            "samples=32",
-            "--set",
-            "batch=32",
-            "--set",
-            "preview.samples=0",
-            "-o",
-        ])
-        .arg(&out)
-        .assert()
-        .success();
-    let assert = Command::cargo_bin("fieldflow")
-        .unwrap()
-        .current_dir(root)
-        .arg("eval")
-        .arg(&out)
-        .args(["--reference", "models/kolmogorov/reference-128.h5", "--json"])
-        .assert()
-        .success();
-    let v: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
-    let num = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or_else(|| panic!("{p} missing in {v:#}"));
+    let v = generate_and_eval(&["resolution=128", "samples=32", "batch=32"], "models/kolmogorov/reference-128.h5");
+    let num = |p: &str| num(&v, p);
     assert!(num("/constraint/generated/max") < 1e-13, "{}", num("/constraint/generated/max"));
     let shells = v.pointer("/turbulence/spectrum/shells").and_then(Value::as_array).unwrap();
     assert_eq!(shells.len(), 63, "every shell of the 128² grid holds ≥ 1e-8 of the energy");
@@ -116,9 +92,5 @@ fn flagship_model_zero_shot_at_128_keeps_the_training_shells() {
         let (lo, hi) = if k <= 31 { (0.75, 1.35) } else { (0.75, 6.0) };
         assert!((lo..=hi).contains(&r), "shell {k}: E_gen/E_ref = {r} outside [{lo}, {hi}]");
     }
-    for term in ["injection", "dissipation", "drag"] {
-        let g = num(&format!("/turbulence/budget/{term}/generated"));
-        let r = num(&format!("/turbulence/budget/{term}/reference"));
-        assert!((g / r - 1.0).abs() < 0.2, "{term}: {g} vs {r}");
-    }
+    assert_budget_within(&v, 0.2);
 }
