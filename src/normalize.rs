@@ -124,6 +124,43 @@ impl ChannelStats {
         Self { mean, std, field: Some(MeanField { ny: h, nx: w, values }) }
     }
 
+    /// Checks that the statistics describe `channels` channels: one finite mean and one finite,
+    /// positive standard deviation each, and a mean field (if any) of `channels` finite planes.
+    /// Training stores 1 for a constant channel ([`ChannelStats::positive_scales`]), so a zero
+    /// here is a damaged or hand-edited normalisation, which would scale every field wrongly.
+    ///
+    /// # Errors
+    /// [`NormalizationError`] naming the first offending entry.
+    pub fn validate(&self, channels: usize) -> Result<(), NormalizationError> {
+        if self.mean.len() != channels || self.std.len() != channels {
+            return Err(NormalizationError(format!(
+                "has {} mean(s) and {} standard deviation(s) for {channels} channel(s)",
+                self.mean.len(),
+                self.std.len()
+            )));
+        }
+        if let Some(i) = self.mean.iter().position(|m| !m.is_finite()) {
+            return Err(NormalizationError(format!("mean[{i}] = {} is not finite", self.mean[i])));
+        }
+        if let Some(i) = self.std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(NormalizationError(format!("std[{i}] = {} must be finite and positive", self.std[i])));
+        }
+        if let Some(f) = &self.field {
+            f.array(channels)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a zero (or non-finite) standard deviation, a constant channel's, by the divisor 1
+    /// that [`ChannelStats::scale`] uses for it, so the stored statistics say what is applied.
+    pub fn positive_scales(&mut self) {
+        for s in &mut self.std {
+            if !(s.is_finite() && *s > 0.0) {
+                *s = 1.0;
+            }
+        }
+    }
+
     /// Number of channels.
     pub fn channels(&self) -> usize {
         self.mean.len()
@@ -308,6 +345,27 @@ mod tests {
         let back = stats.denormalize_tensor(stats.normalize_tensor(t).unwrap()).unwrap();
         let back = crate::bridge::to_array(back).unwrap();
         assert!(back.iter().zip(a.iter()).all(|(x, y)| (x - y).abs() < 1e-5 * (1.0 + y.abs())));
+    }
+
+    #[test]
+    fn validation_names_the_offending_entry() {
+        let good = ChannelStats::new(vec![0.1, -0.2], vec![1.5, 2.0]);
+        assert!(good.validate(2).is_ok());
+        let cases = [
+            (ChannelStats::new(vec![0.1], vec![1.5, 2.0]), "1 mean(s) and 2 standard deviation(s)"),
+            (ChannelStats::new(vec![0.1, f64::NAN], vec![1.5, 2.0]), "mean[1] = NaN"),
+            (ChannelStats::new(vec![0.1, 0.2], vec![0.0, 0.0]), "std[0] = 0 must be finite and positive"),
+            (ChannelStats::new(vec![0.1, 0.2], vec![1.0, f64::INFINITY]), "std[1] = inf"),
+        ];
+        for (stats, want) in cases {
+            let err = stats.validate(2).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let mut constant = ChannelStats::compute(Array4::from_elem((2, 2, 4, 4), 3.0).view());
+        assert!(constant.validate(2).is_err());
+        constant.positive_scales();
+        assert_eq!(constant.std, vec![1.0, 1.0]);
+        assert!(constant.validate(2).is_ok());
     }
 
     /// On a finer grid the mean field is the interpolant of the profile (exact for a resolved

@@ -338,6 +338,22 @@ fn generate_rejects_bad_models_references_devices_and_existing_outputs() {
     let broken = scratch(&models, "broken");
     std::fs::write(broken.join("checkpoint.json"), "{ not json").unwrap();
     fails(generate(&broken, &[]), &work, &["broken"]);
+    // A checkpoint whose normalisation was damaged: zero standard deviations would scale every
+    // field wrongly, so the load refuses them, naming the key and the entry; so for one value
+    // for two channels.
+    let newest = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    for (name, std, needle) in [("zero-std", "[0.0, 0.0]", "std[0] = 0"), ("one-std", "[1.0]", "for 2 channel(s)")] {
+        let damaged = scratch(&models, name);
+        for file in std::fs::read_dir(&newest).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, damaged.join(file.file_name().unwrap())).unwrap();
+        }
+        let meta = damaged.join("checkpoint.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+        json["normalization"]["fields"]["std"] = serde_json::from_str(std).unwrap();
+        std::fs::write(&meta, serde_json::to_string(&json).unwrap()).unwrap();
+        fails(generate(&damaged, &[]), &work, &[name, "normalization.fields", needle]);
+    }
 
     // The preview's reference spectrum file is missing.
     let reference = set_path("preview.reference", &work.join("nope.h5"));

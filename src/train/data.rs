@@ -384,6 +384,10 @@ pub fn load_field_dataset(
     let mut normalization = normalization;
     if options.normalization.is_none() {
         normalization.fields.share_scale(&options.shared_scale);
+        normalization.fields.positive_scales();
+        if let Some(c) = normalization.coefficients.as_mut() {
+            c.positive_scales();
+        }
     }
     let from_arrays = normalized_dataset(&mut fields, coefficients.as_mut(), &normalization, device)?;
     Ok((from_arrays, normalization))

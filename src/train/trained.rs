@@ -127,6 +127,14 @@ impl TrainedModel {
             Some(n) => n.fields.clone(),
             None => ChannelStats::new(vec![0.0; channels], vec![1.0; channels]),
         };
+        stats.validate(channels).map_err(|e| {
+            LoadError::Checkpoint(format!(
+                "{}: `normalization.fields` in {}: {}",
+                checkpoint.display(),
+                super::checkpoint::META_FILE,
+                e.0
+            ))
+        })?;
         Ok(Self { checkpoint, fno, data, stats })
     }
 
