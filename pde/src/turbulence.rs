@@ -17,7 +17,7 @@
 //! The flatness of any set of values is [`flatness`], `⟨x⁴⟩ / ⟨x²⟩²` (raw moments: vorticity and
 //! increments of periodic fields have zero mean).
 
-use ndarray::{Array3, ArrayView3, ArrayView4, Axis};
+use ndarray::{Array2, Array3, ArrayView3, ArrayView4, Axis};
 use rayon::prelude::*;
 
 use crate::error::{PdeError, Result};
@@ -45,15 +45,25 @@ fn half_mean_square<'a>(values: impl Iterator<Item = &'a f64>, points: usize) ->
 /// # Errors
 /// [`PdeError::Shape`] if `uv` is not `(2, ny, nx)`.
 pub fn flow_scalars(grid: &Grid2d, uv: ArrayView3<f64>) -> Result<FlowScalars> {
+    Ok(flow_scalars_and_vorticity(grid, uv)?.0)
+}
+
+/// [`flow_scalars`] and the vorticity `(ny, nx)` it is computed from, for callers that need
+/// both.
+///
+/// # Errors
+/// [`PdeError::Shape`] if `uv` is not `(2, ny, nx)`.
+pub fn flow_scalars_and_vorticity(grid: &Grid2d, uv: ArrayView3<f64>) -> Result<(FlowScalars, Array2<f64>)> {
     check_velocity(grid, "velocity", uv.shape())?;
     let points = grid.nx() * grid.ny();
     let w = vorticity(grid, uv)?;
     let grad_w = gradient(grid, w.view())?;
-    Ok(FlowScalars {
+    let scalars = FlowScalars {
         energy: half_mean_square(uv.iter(), points),
         enstrophy: half_mean_square(w.iter(), points),
         palinstrophy: half_mean_square(grad_w.iter(), points),
-    })
+    };
+    Ok((scalars, w))
 }
 
 /// `⟨x⁴⟩ / ⟨x²⟩²` of `values`; NaN when there are none or all are zero.
@@ -201,14 +211,27 @@ impl FlowParameters {
     /// # Errors
     /// [`PdeError::Shape`] if `uv` or `force` is not `(2, ny, nx)`.
     pub fn budget(&self, grid: &Grid2d, force: ArrayView3<f64>, uv: ArrayView3<f64>) -> Result<EnergyBudget> {
+        self.budget_with(grid, force, uv, &flow_scalars(grid, uv)?)
+    }
+
+    /// [`FlowParameters::budget`] with the field's [`flow_scalars`] already computed.
+    ///
+    /// # Errors
+    /// [`PdeError::Shape`] if `uv` or `force` is not `(2, ny, nx)`.
+    pub fn budget_with(
+        &self,
+        grid: &Grid2d,
+        force: ArrayView3<f64>,
+        uv: ArrayView3<f64>,
+        scalars: &FlowScalars,
+    ) -> Result<EnergyBudget> {
         check_velocity(grid, "velocity", uv.shape())?;
         check_velocity(grid, "body force", force.shape())?;
         let points = (grid.nx() * grid.ny()) as f64;
-        let s = flow_scalars(grid, uv)?;
         Ok(EnergyBudget {
             injection: force.iter().zip(uv.iter()).map(|(f, u)| f * u).sum::<f64>() / points,
-            dissipation: self.viscosity * 2.0 * s.enstrophy,
-            drag: self.drag * 2.0 * s.energy,
+            dissipation: self.viscosity * 2.0 * scalars.enstrophy,
+            drag: self.drag * 2.0 * scalars.energy,
         })
     }
 }

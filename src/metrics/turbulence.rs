@@ -11,16 +11,17 @@
 //!   `⟨ω⁴⟩/⟨ω²⟩²` of each set.
 //! - **Increments**: `S₂`, `S₄` and the flatness `S₄/S₂²` of the longitudinal and transverse
 //!   velocity increments at r = 1, 2, 4, 8 grid spacings ([`structure_functions`]).
-//! - **Per-sample scalars** energy, enstrophy, palinstrophy ([`flow_scalars`]): mean and std of
+//! - **Per-sample scalars** energy, enstrophy, palinstrophy
+//!   ([`fieldflow_pde::turbulence::flow_scalars`]): mean and std of
 //!   each set and the Wasserstein-1 distance of their distributions ([`wasserstein1`]).
 //! - **Energy budget** of a forced flow ([`FlowParameters::budget`]): the set means of
 //!   injection, dissipation and drag.
 
 use fieldflow_pde::Grid2d;
-use fieldflow_pde::operators::vorticity;
-use fieldflow_pde::spectrum::{mean_power_spectrum, power_spectrum};
+use fieldflow_pde::spectrum::power_spectrum;
 use fieldflow_pde::turbulence::{
-    EnergyBudget, FlowParameters, FlowScalars, StructureFunctions, flatness, flow_scalars, structure_functions,
+    EnergyBudget, FlowParameters, FlowScalars, StructureFunctions, flatness, flow_scalars_and_vorticity,
+    structure_functions,
 };
 use ndarray::{Array4, ArrayView4, Axis, s};
 use rayon::prelude::*;
@@ -140,44 +141,48 @@ impl FlowStatistics {
         if n == 0 {
             return Err(MetricsError::Empty("velocity set"));
         }
-        let spectrum = mean_power_spectrum(grid, uv)?.energy;
+        let force = flow.map(|f| f.body_force(grid)).transpose()?;
+        // One pass over the samples: vorticity, scalars, spectrum and budget of each field.
         let per_sample: Vec<_> = uv
             .axis_iter(Axis(0))
             .into_par_iter()
-            .map(|f| Ok((vorticity(grid, f)?, flow_scalars(grid, f)?, power_spectrum(grid, f)?.energy)))
+            .map(|f| {
+                let (scalars, w) = flow_scalars_and_vorticity(grid, f)?;
+                let budget = match (flow, &force) {
+                    (Some(flow), Some(force)) => Some(flow.budget_with(grid, force.view(), f, &scalars)?),
+                    _ => None,
+                };
+                Ok((w, scalars, power_spectrum(grid, f)?.energy, budget))
+            })
             .collect::<std::result::Result<_, fieldflow_pde::PdeError>>()?;
-        let spectrum_error = (0..spectrum.len())
-            .map(|k| {
+        let shells = per_sample[0].2.len();
+        let shell_values = |k: usize| per_sample.iter().map(move |p| p.2[k]);
+        let spectrum: Vec<f64> = (0..shells).map(|k| shell_values(k).sum::<f64>() / n as f64).collect();
+        let spectrum_error = spectrum
+            .iter()
+            .enumerate()
+            .map(|(k, &mean)| {
                 if n < 2 {
                     return 0.0;
                 }
-                let values = per_sample.iter().map(|p| p.2.get(k).copied().unwrap_or(0.0));
-                let mean = values.clone().sum::<f64>() / n as f64;
-                let var = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+                let var = shell_values(k).map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
                 (var / n as f64).sqrt()
             })
             .collect();
         let mut w = Array4::zeros((n, 1, grid.ny(), grid.nx()));
-        for (i, (wi, _, _)) in per_sample.iter().enumerate() {
+        for (i, (wi, ..)) in per_sample.iter().enumerate() {
             w.slice_mut(s![i, 0, .., ..]).assign(wi);
         }
-        let scalars = per_sample.iter().map(|(_, s, _)| *s).collect();
-        let budget = flow
-            .map(|flow| -> Result<EnergyBudget> {
-                let force = flow.body_force(grid)?;
-                let terms: Vec<EnergyBudget> = uv
-                    .axis_iter(Axis(0))
-                    .into_par_iter()
-                    .map(|f| flow.budget(grid, force.view(), f))
-                    .collect::<std::result::Result<_, _>>()?;
-                let mean = |f: fn(&EnergyBudget) -> f64| terms.iter().map(f).sum::<f64>() / n as f64;
-                Ok(EnergyBudget {
-                    injection: mean(|b| b.injection),
-                    dissipation: mean(|b| b.dissipation),
-                    drag: mean(|b| b.drag),
-                })
-            })
-            .transpose()?;
+        let scalars = per_sample.iter().map(|p| p.1).collect();
+        let terms: Option<Vec<EnergyBudget>> = per_sample.iter().map(|p| p.3).collect();
+        let budget = terms.map(|terms| {
+            let mean = |f: fn(&EnergyBudget) -> f64| terms.iter().map(f).sum::<f64>() / n as f64;
+            EnergyBudget {
+                injection: mean(|b| b.injection),
+                dissipation: mean(|b| b.dissipation),
+                drag: mean(|b| b.drag),
+            }
+        });
         Ok(Self {
             spectrum,
             spectrum_error,
